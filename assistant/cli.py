@@ -1,0 +1,26 @@
+"""The `tunepilot` command: a thin typer front over the library.
+
+Each command group lives in its own `cli_*` module with a `register(app)` function, so the parts of
+the product (models, config, knowledge, jobs, evals, server, UI) stay apart.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from assistant import cli_models, cli_ui
+
+app = typer.Typer(
+    name="tunepilot",
+    help="Fine-tuning copilot: ask, configure, train, evaluate and compare.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for module in (cli_models, cli_ui):
+    module.register(app)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

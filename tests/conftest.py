@@ -1,0 +1,34 @@
+"""Shared fixtures: an isolated $TUNEPILOT_HOME for every test and a tiny in-process model."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Nothing in the test suite may reach a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def tunepilot_home(tmp_path, monkeypatch):
+    """Every test gets its own empty workspace."""
+    home = tmp_path / "tp-home"
+    monkeypatch.setenv("TUNEPILOT_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny Gemma-3-shaped model folder (a few hundred KB), built once per session."""
+    from tests.tiny_model import save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def default_model_home(tmp_path_factory):
+    """A workspace where the real default model is provisioned (slow tests only)."""
+    return tmp_path_factory.mktemp("default-model-home")
