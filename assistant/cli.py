@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import typer
 
-from assistant import cli_models, cli_ui
+from assistant import (
+    cli_assistant,
+    cli_config,
+    cli_eval,
+    cli_knowledge,
+    cli_models,
+    cli_serve,
+    cli_train,
+    cli_ui,
+)
 
 app = typer.Typer(
     name="tunepilot",
@@ -18,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (cli_models, cli_ui):
+for module in (cli_assistant, cli_config, cli_knowledge, cli_train, cli_eval, cli_models, cli_serve, cli_ui):
     module.register(app)
 
 
