@@ -1,0 +1,128 @@
+"""Evals page: upload a JSON/CSV test set, pick columns, models and scorers, run with progress, compare runs.
+
+The run itself is `evals.runner.run_eval(spec)`, started in a background thread (assistant.ui.background)
+and polled with a fragment, so a long run never freezes the page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from assistant.ui import background
+from assistant.ui.errors import shown_as_error
+from assistant.ui.eval_view import render_comparison, render_results, run_folders
+from assistant.ui.availability import require
+from assistant.ui.i18n import t
+from assistant.ui.uploads import save_upload
+from trainer import models
+
+ACCEPTED = (".json", ".jsonl", ".csv", ".tsv")
+NONE = "—"
+
+require('evals.datasets', 'evals.scorers', 'evals.spec', 'evals.runner')
+from evals.datasets import load_dataset
+from evals.scorers import SCORERS
+from evals.spec import parse_spec
+
+st.title(t("evals.title"))
+st.caption(t("evals.intro"))
+run_tab, compare_tab = st.tabs([t("evals.run_tab"), t("evals.compare_tab")])
+
+
+def dataset_from_upload():
+    """The uploaded file saved and loaded, or None (with one error line) when it is not usable."""
+    upload = st.file_uploader(t("evals.upload"), key="evals.upload", help=t("evals.upload_help"))
+    if upload is None:
+        return None
+    if Path(upload.name).suffix.lower() not in ACCEPTED:
+        st.error(t("evals.bad_type", name=upload.name), icon="⚠️")
+        return None
+    path = save_upload(upload.name, upload.getvalue(), area="evals")
+    with shown_as_error():
+        return load_dataset(path)
+    return None
+
+
+def run_form(dataset) -> None:
+    st.caption(t("evals.loaded", rows=len(dataset.rows), columns=len(dataset.columns), encoding=dataset.encoding))
+    st.dataframe(dataset.rows[:20], hide_index=True, width="stretch")
+    columns = list(dataset.columns)
+    left, right = st.columns(2)
+    input_column = left.selectbox(t("evals.input_column"), columns, key="evals.input_column")
+    expected_options = [NONE] + columns
+    guess = next((c for c in columns if c.lower() in ("expected", "expected_output", "answer", "output", "答案")), NONE)
+    expected_column = right.selectbox(t("evals.expected_column"), expected_options,
+                                      index=expected_options.index(guess), key="evals.expected_column")
+    template = st.text_input(t("evals.template"), key="evals.template", help=t("evals.template_help"))
+    model_ids = [m.id for m in models.list_models()]
+    chosen_models = st.multiselect(t("evals.models"), model_ids, default=model_ids[:1], key="evals.models",
+                                   accept_new_options=True, help=t("evals.models_help"))
+    scorer_names = sorted(SCORERS)
+    default_scorers = [s for s in ("exact", "rouge_l", "latency") if s in SCORERS] if expected_column != NONE else \
+        [s for s in ("latency",) if s in SCORERS]
+    chosen_scorers = st.multiselect(t("evals.scorers"), scorer_names, default=default_scorers, key="evals.scorers")
+    limits = st.columns(2)
+    max_new_tokens = limits[0].number_input(t("evals.max_new_tokens"), min_value=1, value=64, key="evals.max_new_tokens")
+    limit = limits[1].number_input(t("evals.limit"), min_value=0, value=0, key="evals.limit", help=t("evals.limit_help"))
+
+    if st.button(t("evals.run"), type="primary", disabled=not chosen_models, key="evals.run"):
+        with shown_as_error():
+            spec = parse_spec({
+                "dataset": dataset.path, "input_column": input_column,
+                "expected_column": None if expected_column == NONE else expected_column,
+                "template": template or None, "providers": list(chosen_models), "scorers": list(chosen_scorers),
+                "generation": {"max_new_tokens": int(max_new_tokens)}, "limit": int(limit) or None,
+            }, source=t("evals.form"))
+            st.session_state["evals.task"] = start_run(spec).id
+
+
+def start_run(spec) -> background.Task:
+    from evals.runner import run_eval
+
+    return background.start("eval", lambda task: run_eval(spec, progress=task.progress))
+
+
+@st.fragment(run_every=1.0)
+def follow_run(task_id: str) -> None:
+    task = background.get(task_id)
+    if task is None:
+        return
+    if task.state == "running":
+        label = t("evals.progress", done=task.done, total=task.total or "?")
+        st.progress(task.fraction, text=label)
+        return
+    # Finished: redraw the whole page, which shows the outcome and stops this polling.
+    st.rerun()
+
+
+with run_tab:
+    dataset = dataset_from_upload()
+    if dataset is not None:
+        run_form(dataset)
+    task = background.get(st.session_state.get("evals.task"))
+    if task is not None:
+        if task.state == "running":
+            follow_run(task.id)
+        elif task.state == "failed":
+            st.error(task.error, icon="⚠️")
+        else:
+            render_results(task.result)
+
+with compare_tab:
+    runs = run_folders()
+    if len(runs) < 2:
+        st.info(t("evals.compare_need_two"))
+    else:
+        names = [str(r) for r in runs]
+        a_col, b_col = st.columns(2)
+        run_a = a_col.selectbox(t("evals.run_a"), names, index=1, format_func=lambda p: Path(p).name, key="evals.run_a")
+        run_b = b_col.selectbox(t("evals.run_b"), names, index=0, format_func=lambda p: Path(p).name, key="evals.run_b")
+        if st.button(t("evals.compare"), key="evals.compare"):
+            from evals.compare import compare
+
+            with shown_as_error():
+                st.session_state["evals.comparison"] = compare(run_a, run_b)
+        if st.session_state.get("evals.comparison"):
+            render_comparison(st.session_state["evals.comparison"])

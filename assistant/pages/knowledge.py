@@ -1,0 +1,80 @@
+"""Knowledge page: add documents to an index (a folder path or uploaded files), index stats, a search playground."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from assistant.ui import background
+from assistant.ui.errors import shown_as_error
+from assistant.ui.availability import require
+from assistant.ui.i18n import t
+from assistant.ui.uploads import save_upload
+
+require('knowledge.ingest', 'knowledge.retrieval')
+from knowledge.ingest import ingest
+from knowledge.retrieval import search
+
+st.title(t("knowledge.title"))
+st.caption(t("knowledge.intro"))
+collection = st.text_input(t("knowledge.collection"), value="default", key="knowledge.collection")
+
+ingest_tab, search_tab = st.tabs([t("knowledge.ingest_tab"), t("knowledge.search_tab")])
+
+
+def start_ingest(paths: list[str]) -> None:
+    name = collection
+    st.session_state["knowledge.task"] = background.start(
+        "ingest", lambda task: ingest(paths, collection=name, progress=False).to_dict()).id
+
+
+@st.fragment(run_every=1.0)
+def follow_ingest(task_id: str) -> None:
+    task = background.get(task_id)
+    if task is not None and task.state == "running":
+        st.status(t("knowledge.ingesting"), state="running")
+        return
+    st.rerun()
+
+
+with ingest_tab:
+    folder = st.text_input(t("knowledge.folder"), key="knowledge.folder", help=t("knowledge.folder_help"))
+    uploads = st.file_uploader(t("knowledge.upload"), accept_multiple_files=True, key="knowledge.upload",
+                               type=["md", "txt", "html", "htm", "pdf", "rst"])
+    if st.button(t("knowledge.ingest"), type="primary", disabled=not (folder or uploads), key="knowledge.ingest"):
+        paths: list[str] = []
+        if folder:
+            target = Path(folder).expanduser()
+            if not target.exists():
+                st.error(t("knowledge.missing_folder", path=folder), icon="⚠️")
+            else:
+                paths.append(str(target))
+        if uploads:
+            # One folder for this batch, so `source` reads as the uploaded file's own name.
+            saved = [save_upload(u.name, u.getvalue(), area="knowledge") for u in uploads]
+            paths.extend(str(p) for p in saved)
+        if paths:
+            start_ingest(paths)
+    task = background.get(st.session_state.get("knowledge.task"))
+    if task is not None:
+        if task.state == "running":
+            follow_ingest(task.id)
+        elif task.state == "failed":
+            st.error(task.error, icon="⚠️")
+        else:
+            st.success(t("knowledge.ingested"), icon="📥")
+            st.json(task.result, expanded=True)
+
+with search_tab:
+    query = st.text_input(t("knowledge.query"), key="knowledge.query", placeholder=t("knowledge.query_placeholder"))
+    k = st.slider(t("knowledge.k"), 1, 20, 5, key="knowledge.k")
+    if query:
+        with shown_as_error(), st.spinner(t("knowledge.searching")):
+            hits = search(query, k=k, collection=collection)
+            if not hits:
+                st.info(t("knowledge.no_hits"))
+            for hit in hits:
+                with st.container(border=True):
+                    st.markdown(f"**{hit.rank}. {hit.source}** › {hit.heading or ''}  ·  `{hit.score:.3f}` · {hit.lang}")
+                    st.markdown(hit.text)

@@ -1,0 +1,68 @@
+"""Run long library calls (an eval run, an ingest) in a thread so the page stays responsive.
+
+Streamlit reruns the page script on every interaction; work that takes minutes must not sit in
+that script. A task runs in a daemon thread and reports into a `Task` object; the registry of tasks
+is a `st.cache_resource` dict shared by the server process, so a page rerun (or a second browser
+tab) finds the task again by id and polls it with a fragment.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import streamlit as st
+
+from assistant.ui.errors import one_line, user_error_types
+
+
+@dataclass
+class Task:
+    id: str
+    kind: str
+    state: str = "running"  # running | done | failed
+    done: int = 0
+    total: int = 0
+    note: str = ""
+    result: Any = None
+    error: str = ""
+    started_at: float = field(default_factory=time.time)
+
+    def progress(self, done: int, total: int, note: str = "") -> None:
+        """Callback handed to the library: how far the work is."""
+        self.done, self.total, self.note = int(done), int(total), note
+
+    @property
+    def fraction(self) -> float:
+        return min(self.done / self.total, 1.0) if self.total else 0.0
+
+
+@st.cache_resource
+def _registry() -> dict[str, Task]:
+    return {}
+
+
+def start(kind: str, work: Callable[[Task], Any]) -> Task:
+    """Start `work(task)` in a thread; its return value becomes `task.result`."""
+    task = Task(id=uuid.uuid4().hex[:12], kind=kind)
+    _registry()[task.id] = task
+
+    def run() -> None:
+        try:
+            task.result = work(task)
+            task.state = "done"
+        except user_error_types() as exc:
+            task.error, task.state = one_line(exc), "failed"
+        except Exception as exc:  # a bug: keep the traceback for the page to show
+            task.error, task.state = f"{one_line(exc)}\n\n{traceback.format_exc()}", "failed"
+
+    threading.Thread(target=run, name=f"tunepilot-{kind}-{task.id}", daemon=True).start()
+    return task
+
+
+def get(task_id: str | None) -> Task | None:
+    return _registry().get(task_id) if task_id else None

@@ -1,0 +1,30 @@
+"""The answer-engine picker in the chat sidebar: extractive (offline), OpenAI-compatible, or a local model."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from assistant.ui.i18n import t
+
+ENGINES = ["extractive", "openai", "local"]
+
+
+def pick_engine() -> dict:
+    """Sidebar widgets; returns {"name", "base_url", "model", "api_key", "local_model"} for this session."""
+    with st.sidebar:
+        st.markdown(f"**{t('engine.title')}**")
+        name = st.selectbox(t("engine.label"), ENGINES, format_func=lambda e: t(f"engine.{e}"), key="engine.name")
+        choice = {"name": name}
+        if name == "openai":
+            choice["base_url"] = st.text_input(t("engine.base_url"), key="engine.base_url", placeholder="https://api.openai.com/v1")
+            choice["model"] = st.text_input(t("engine.model"), key="engine.model", placeholder="gpt-4o-mini")
+            choice["api_key"] = st.text_input(t("engine.api_key"), key="engine.api_key", type="password")
+        elif name == "local":
+            choice["local_model"] = st.text_input(t("engine.local_model"), value="gemma-3-270m", key="engine.local_model",
+                                                  help=t("engine.local_model_help"))
+    return choice
+
+
+def engine_argument(choice: dict):
+    """What `assistant.answer.stream_answer(engine=...)` takes for this choice."""
+    return choice["name"]
