@@ -6,17 +6,17 @@ import streamlit as st
 
 from assistant.ui.citations import render_citations
 from assistant.ui.config_card import render_config_card
-from assistant.ui.engine_picker import engine_argument, pick_engine
+from assistant.ui.engine_picker import engine_options, pick_engine
 from assistant.ui.errors import shown_as_error
 from assistant.ui.availability import require
 from assistant.ui.i18n import t
 
 HISTORY_KEY = "chat.messages"
 
-require("assistant.answer", "assistant.config_from_text")
 
 st.title(t("chat.title"))
 st.caption(t("chat.intro"))
+require("assistant.answer", "assistant.config_from_text")
 
 engine_choice = pick_engine()
 if st.sidebar.button(t("chat.clear"), key="chat.clear"):
@@ -53,9 +53,14 @@ def respond(question: str) -> dict | None:
         return {"role": "assistant", "content": t("chat.config_intro"), "config_result": result}
     history = [{"role": m["role"], "content": m["content"]} for m in messages[:-1] if m.get("content")]
     holder: dict = {}
+    stream = stream_answer(question, engine=engine_choice["name"], history=history, **engine_options(engine_choice))
     with st.chat_message("assistant"):
-        st.write_stream(text_pieces(stream_answer(question, engine=engine_argument(engine_choice), history=history), holder))
+        body = st.empty()
+        with body.container():
+            st.write_stream(text_pieces(stream, holder))
         answer = holder["answer"].to_dict()
+        # The final Answer is authoritative: the citation guard may have renumbered or dropped markers.
+        body.markdown(answer["answer"])
         render_citations(answer["citations"])
         if not answer.get("grounded", True):
             st.caption(t("chat.not_grounded"))

@@ -12,7 +12,7 @@ import streamlit as st
 
 from assistant.ui import background
 from assistant.ui.errors import shown_as_error
-from assistant.ui.eval_view import render_comparison, render_results, run_folders
+from assistant.ui.eval_view import render_comparison, render_results, run_folders, scored_rows
 from assistant.ui.availability import require
 from assistant.ui.i18n import t
 from assistant.ui.uploads import save_upload
@@ -21,13 +21,13 @@ from trainer import models
 ACCEPTED = (".json", ".jsonl", ".csv", ".tsv")
 NONE = "—"
 
+
+st.title(t("evals.title"))
+st.caption(t("evals.intro"))
 require('evals.datasets', 'evals.scorers', 'evals.spec', 'evals.runner')
 from evals.datasets import load_dataset
 from evals.scorers import SCORERS
 from evals.spec import parse_spec
-
-st.title(t("evals.title"))
-st.caption(t("evals.intro"))
 run_tab, compare_tab = st.tabs([t("evals.run_tab"), t("evals.compare_tab")])
 
 
@@ -75,13 +75,19 @@ def run_form(dataset) -> None:
                 "template": template or None, "providers": list(chosen_models), "scorers": list(chosen_scorers),
                 "generation": {"max_new_tokens": int(max_new_tokens)}, "limit": int(limit) or None,
             }, source=t("evals.form"))
-            st.session_state["evals.task"] = start_run(spec).id
+            rows = min(len(dataset.rows), int(limit)) if limit else len(dataset.rows)
+            st.session_state["evals.task"] = start_run(spec, total=rows * len(chosen_models)).id
 
 
-def start_run(spec) -> background.Task:
+def start_run(spec, total: int) -> background.Task:
+    """Run the eval in a thread, in a run folder chosen here so the page can watch its results file grow."""
     from evals.runner import run_eval
+    from evals.runstore import new_run_dir
 
-    return background.start("eval", lambda task: run_eval(spec, progress=task.progress))
+    spec = spec.model_copy(update={"out": str(new_run_dir(spec.dataset))})
+    task = background.start("eval", lambda task: run_eval(spec, progress=False))
+    task.note, task.total = spec.out, total
+    return task
 
 
 @st.fragment(run_every=1.0)
@@ -90,6 +96,8 @@ def follow_run(task_id: str) -> None:
     if task is None:
         return
     if task.state == "running":
+        # The runner appends one line per scored row to results.jsonl as it goes: that is the progress.
+        task.done = scored_rows(Path(task.note))
         label = t("evals.progress", done=task.done, total=task.total or "?")
         st.progress(task.fraction, text=label)
         return

@@ -17,11 +17,11 @@ from assistant.ui.job_card import find_job_card
 
 POLL_SECONDS = 2.0
 
-require('trainer.jobs')
-from trainer import jobs
 
 st.title(t("jobs.title"))
 st.caption(t("jobs.intro"))
+require('trainer.jobs')
+from trainer import jobs
 
 all_jobs = jobs.list_jobs()
 if not all_jobs:

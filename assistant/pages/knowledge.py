@@ -12,12 +12,12 @@ from assistant.ui.availability import require
 from assistant.ui.i18n import t
 from assistant.ui.uploads import save_upload
 
-require('knowledge.ingest', 'knowledge.retrieval')
-from knowledge.ingest import ingest
-from knowledge.retrieval import search
 
 st.title(t("knowledge.title"))
 st.caption(t("knowledge.intro"))
+require('knowledge.ingest', 'knowledge.retrieval')
+from knowledge.ingest import ingest
+from knowledge.retrieval import search
 collection = st.text_input(t("knowledge.collection"), value="default", key="knowledge.collection")
 
 ingest_tab, search_tab = st.tabs([t("knowledge.ingest_tab"), t("knowledge.search_tab")])

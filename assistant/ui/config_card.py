@@ -9,8 +9,6 @@ validate` would say. Launch is disabled, with the reason, while validation has e
 from __future__ import annotations
 
 import copy
-import tempfile
-from pathlib import Path
 
 import streamlit as st
 
@@ -68,15 +66,6 @@ def _render_findings(report: dict) -> None:
         st.success(t("card.valid"), icon="✅")
 
 
-def config_text(cfg, suffix: str) -> str:
-    """The config as the library writes it to a `.toml` or `.yaml` file."""
-    from trainer.config import save_config
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = save_config(cfg, Path(folder) / f"config{suffix}")
-        return path.read_text(encoding="utf-8")
-
-
 def _launch(cfg, report: dict, key: str) -> None:
     from trainer import jobs
 
@@ -99,7 +88,7 @@ def _launch(cfg, report: dict, key: str) -> None:
 def render_config_card(result: dict, key: str) -> None:
     """The whole card for one `config_from_text` result; `key` keeps its widgets apart from other cards."""
     from trainer import memory, rules
-    from trainer.config_io import ConfigError, parse_config
+    from trainer.config_io import ConfigError, dumps_config, parse_config
 
     with st.container(border=True):
         st.markdown(f"#### 🧾 {t('card.title')}")
@@ -127,8 +116,8 @@ def render_config_card(result: dict, key: str) -> None:
                     st.markdown(f"- `{item['field']}` = `{item['value']}`: {item['reason']}{source}")
 
         toml_col, yaml_col, _ = st.columns([1, 1, 3])
-        toml_col.download_button(t("card.download_toml"), config_text(cfg, ".toml"), file_name="train.toml",
-                                 mime="application/toml", key=f"{key}.toml")
-        yaml_col.download_button(t("card.download_yaml"), config_text(cfg, ".yaml"), file_name="train.yaml",
-                                 mime="application/yaml", key=f"{key}.yaml")
+        toml_col.download_button(t("card.download_toml"), dumps_config(cfg, "toml"), file_name="train.toml",
+                                 mime="application/toml", key=f"{key}.toml", on_click="ignore")
+        yaml_col.download_button(t("card.download_yaml"), dumps_config(cfg, "yaml"), file_name="train.yaml",
+                                 mime="application/yaml", key=f"{key}.yaml", on_click="ignore")
         _launch(cfg, report, key)

@@ -25,6 +25,10 @@ def pick_engine() -> dict:
     return choice
 
 
-def engine_argument(choice: dict):
-    """What `assistant.answer.stream_answer(engine=...)` takes for this choice."""
-    return choice["name"]
+def engine_options(choice: dict) -> dict:
+    """Keyword options for `stream_answer(..., engine=choice["name"], **options)`; blank fields fall back to env vars."""
+    if choice["name"] == "openai":
+        return {key: choice[key].strip() for key in ("base_url", "model", "api_key") if choice.get(key, "").strip()}
+    if choice["name"] == "local" and choice.get("local_model", "").strip():
+        return {"model": choice["local_model"].strip()}
+    return {}

@@ -16,6 +16,8 @@ def scores_frame(result: dict) -> pd.DataFrame:
     rows = []
     for model, summary in (result.get("models") or {}).items():
         row = {"model": model, **{name: value for name, value in (summary.get("scores") or {}).items()}}
+        if summary.get("pass_rate") is not None:
+            row["pass_rate"] = summary["pass_rate"]
         row["errors"] = summary.get("errors", 0)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -27,16 +29,47 @@ def render_results(result: dict) -> None:
     st.caption(t("evals.results_meta", rows=result.get("rows", 0), run_dir=result.get("run_dir", "")))
     table = scores_frame(result)
     st.dataframe(table, hide_index=True, width="stretch")
-    long = table.drop(columns=["errors"], errors="ignore").melt(id_vars="model", var_name="scorer", value_name="score")
-    long = long[long["scorer"] != "latency"].dropna()
+    # Only scores on a 0..1 scale share one chart; latency (seconds) and perplexity would flatten it.
+    bounded = [s["name"] for s in result.get("scorers") or [] if s.get("bounded")]
+    long = table.melt(id_vars="model", value_vars=[c for c in bounded if c in table.columns], var_name="scorer", value_name="score")
+    long = long.dropna()
     if not long.empty:
         st.bar_chart(long, x="scorer", y="score", color="model", stack=False, height=280)
+    for notice in result.get("notices") or []:
+        st.caption(f"ℹ️ {notice}")
+    if result.get("run_dir"):
+        with st.expander(t("evals.rows")):
+            st.dataframe(rows_frame(result["run_dir"]), hide_index=True, width="stretch")
+
+
+def scored_rows(run_dir: Path) -> int:
+    """How many (model, row) results a running eval has written so far."""
+    from evals.runstore import RESULTS_FILE
+
+    path = run_dir / RESULTS_FILE
+    if not path.is_file():
+        return 0
+    with path.open("rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def rows_frame(run_dir: str) -> pd.DataFrame:
+    """Per-row results of a run: model, input, expected, output, overall score, error."""
+    from evals.runstore import load_run
+
+    _, records = load_run(run_dir)
+    return pd.DataFrame(
+        [{"model": r["model"], "row": r["row"], "input": r.get("input"), "expected": r.get("expected"),
+          "output": r.get("output"), "overall": r.get("overall"), "error": r.get("error") or ""}
+         for r in sorted(records, key=lambda r: (r["row"], r["model"]))]
+    )
 
 
 def run_folders() -> list[Path]:
     """Finished eval runs under the workspace, newest first."""
     root = workspace.evals_dir()
-    runs = [p for p in root.iterdir() if p.is_dir() and any(p.glob("*.json"))]
+    # A run folder gets its summary.json when the run completes; folders without one are unfinished.
+    runs = [p for p in root.iterdir() if (p / "summary.json").is_file()]
     return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
 
 

@@ -18,6 +18,7 @@ LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 LANGUAGES = {"en": "English", "zh": "中文"}
 DEFAULT_LANG = "en"
 STATE_KEY = "lang"
+SWITCH_KEY = "lang_switch"
 
 
 @lru_cache(maxsize=None)
@@ -72,13 +73,23 @@ def t(key: str, **values) -> str:
     return text.format(**values) if values else text
 
 
+def _apply_switch() -> None:
+    st.session_state[STATE_KEY] = st.session_state[SWITCH_KEY]
+
+
 def language_switch() -> None:
-    """The sidebar control that changes the interface language for this session."""
-    current_lang()
+    """The sidebar control that changes the interface language for this session.
+
+    The choice is copied into a plain session key: Streamlit drops a widget's own state when the
+    person moves to another page, and the language must survive that.
+    """
+    options = list(LANGUAGES)
     st.sidebar.radio(
         t("app.language"),
-        options=list(LANGUAGES),
+        options=options,
+        index=options.index(current_lang()),
         format_func=LANGUAGES.get,
-        key=STATE_KEY,
+        key=SWITCH_KEY,
+        on_change=_apply_switch,
         horizontal=True,
     )
