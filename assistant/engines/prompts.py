@@ -56,7 +56,7 @@ put both in methods_mentioned.
 - openai_style_defaults: true when the request asks for OpenAI-style defaults."""
 
 CONFIG_PROMPT = ChatPromptTemplate.from_messages(
-    [("system", CONFIG_SYSTEM), MessagesPlaceholder("feedback", optional=True), ("human", "{request}")]
+    [("system", CONFIG_SYSTEM), ("human", "{request}")]
 )
 
 LANGUAGE_NAMES = {"zh": "Chinese (简体中文)", "en": "English"}
