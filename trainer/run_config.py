@@ -1,0 +1,115 @@
+"""Load a training config file for running, and the module entry point for multi-process runs.
+
+`python -m trainer.run_config CONFIG [--output-dir DIR] [--overwrite]` trains in the current process;
+`accelerate launch -m trainer.run_config CONFIG` runs the same recipe data-parallel on several
+devices (or CPU processes), since the recipe's loop is transformers' Trainer.
+
+Relative dataset paths in a config are resolved against the config file's folder when the file is
+there (so a config and its data can travel together), else against the current directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from trainer.config import TrainConfig
+
+
+class RunConfigError(ValueError):
+    """The config file cannot be used; the message lists its problems."""
+
+
+def parse_config_file(path: str | Path) -> TrainConfig:
+    """Parse and type-check a config file, reporting every problem (via trainer.config_io when present)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"Config file not found: {p}")
+    try:
+        from trainer.config_io import ConfigError, load_config
+    except ImportError:  # the schema alone still gives a correct (if less helpful) check
+        from pydantic import ValidationError
+
+        from trainer.config import load_config_file
+
+        try:
+            return TrainConfig.model_validate(load_config_file(p))
+        except (ValidationError, ValueError) as exc:
+            raise RunConfigError(f"{p}: {exc}") from None
+    try:
+        return load_config(p)
+    except ConfigError as exc:
+        problems = "; ".join(f"{q['loc']}: {q['message']}" if q.get("loc") else q["message"] for q in exc.problems)
+        raise RunConfigError(f"{p.name}: {problems}") from None
+
+
+def resolve_paths(cfg: TrainConfig, config_dir: Path | None) -> TrainConfig:
+    """Absolute dataset and output paths, so a background worker in another folder finds them."""
+    cfg = cfg.model_copy(deep=True)
+
+    def absolute(value: str | None) -> str | None:
+        if not value:
+            return value
+        p = Path(value).expanduser()
+        if p.is_absolute():
+            return str(p)
+        if config_dir is not None and (config_dir / p).exists():
+            return str((config_dir / p).resolve())
+        return str(p.resolve())
+
+    ds = cfg.dataset
+    for key in ("path", "eval_path"):
+        value = getattr(ds, key)
+        if value:
+            setattr(ds, key, absolute(value))
+    if cfg.saving.output_dir:
+        cfg.saving.output_dir = str(Path(cfg.saving.output_dir).expanduser().resolve())
+    base = cfg.model.base_model
+    if base.startswith((".", "~")) or (config_dir is not None and (config_dir / base).is_dir() and not Path(base).is_absolute()):
+        cfg.model.base_model = absolute(base)
+    return cfg
+
+
+def load_run_config(path: str | Path) -> TrainConfig:
+    p = Path(path).expanduser()
+    return resolve_paths(parse_config_file(p), p.resolve().parent)
+
+
+def default_output_dir(run_id: str) -> Path:
+    from trainer import workspace
+
+    return workspace.runs_dir() / run_id
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer.run_config", description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--output-dir", default=None)
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--skip-bad-rows", action="store_true")
+    args = parser.parse_args(argv)
+
+    from trainer.recipe import TrainError, train
+
+    try:
+        cfg = load_run_config(args.config)
+        out = args.output_dir or cfg.saving.output_dir or str(default_output_dir(f"run-{Path(args.config).stem}"))
+        result = train(cfg, out, on_event=_print_event, overwrite=args.overwrite, skip_bad_rows=args.skip_bad_rows)
+    except (RunConfigError, TrainError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    _print_event({"message": f"{result.status}: {result.final_path or result.output_dir}"})
+    return 0
+
+
+def _print_event(e: dict) -> None:
+    import os
+
+    # Under accelerate every process runs this; only the first one prints.
+    if os.environ.get("RANK", "0") == "0":
+        print(e["message"], file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
