@@ -1,0 +1,117 @@
+"""OpenAI's fine-tuning jobs API on tunepilot's job runner (`trainer.jobs`).
+
+POST /v1/fine_tuning/jobs, GET /v1/fine_tuning/jobs, GET /v1/fine_tuning/jobs/{id},
+POST /v1/fine_tuning/jobs/{id}/cancel, GET /v1/fine_tuning/jobs/{id}/events. Lists are newest
+first with `limit`/`after` cursors, as in OpenAI's API. A job that succeeds registers its
+`fine_tuned_model`, which /v1/chat/completions accepts right away.
+"""
+
+from __future__ import annotations
+
+import anyio
+from fastapi import APIRouter, Query
+
+from trainer import models
+from trainer.server import file_store
+from trainer.server.errors import APIError
+from trainer.server.generation_routes import model_not_found_message
+from trainer.server.ft_mapping import (FineTuningJobRequest, MappingError, build_train_config, openai_event,
+                                       openai_job, page, remember_job)
+
+router = APIRouter()
+
+
+def _jobs():
+    from trainer import jobs
+
+    return jobs
+
+
+def _get_job_or_404(job_id: str) -> dict:
+    jobs = _jobs()
+    try:
+        return jobs.get_job(job_id)
+    except jobs.JobError as exc:
+        raise APIError(404, f"No fine-tuning job {job_id!r} ({exc}); list jobs with GET /v1/fine_tuning/jobs.",
+                       param="fine_tuning_job_id", code="job_not_found") from None
+
+
+def _stored_file(file_id: str | None, param: str):
+    if file_id is None:
+        return None, None
+    try:
+        return file_store.file_path(file_id), file_store.get_file(file_id)
+    except file_store.UnknownFile as exc:
+        raise APIError(400, f"{param}: {exc}", param=param, code="invalid_file") from None
+
+
+def _create(req: FineTuningJobRequest) -> dict:
+    try:
+        models.resolve(req.model, provision=False, progress=False)
+    except models.ModelError as exc:
+        raise APIError(404, model_not_found_message(req.model, exc), param="model", code="model_not_found") from None
+    training_path, training_meta = _stored_file(req.training_file, "training_file")
+    validation_path, _ = _stored_file(req.validation_file, "validation_file")
+    n_examples = (training_meta.get("data_check") or {}).get("n_examples") or _count_lines(training_path)
+    try:
+        cfg, hyperparameters = build_train_config(req, training_path, validation_path, n_examples)
+    except MappingError as exc:
+        raise APIError(400, str(exc), param=exc.param, code="invalid_hyperparameters") from None
+    jobs = _jobs()
+    try:
+        job = jobs.create_job(cfg, suffix=req.suffix)
+    except (jobs.JobError, ValueError) as exc:
+        raise APIError(400, f"The job could not be created: {exc}", code="invalid_job") from None
+    remember_job(str(job["id"]), {"training_file": req.training_file, "validation_file": req.validation_file,
+                                  "hyperparameters": hyperparameters, "suffix": req.suffix, "seed": cfg.training.seed})
+    return openai_job(job)
+
+
+def _count_lines(path) -> int | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return sum(1 for line in fh if line.strip())
+    except OSError:
+        return None
+
+
+@router.post("/v1/fine_tuning/jobs")
+async def create_fine_tuning_job(body: FineTuningJobRequest) -> dict:
+    return await anyio.to_thread.run_sync(_create, body)
+
+
+@router.get("/v1/fine_tuning/jobs")
+def list_fine_tuning_jobs(after: str | None = None, limit: int = Query(20, ge=1, le=100)) -> dict:
+    items = sorted(_jobs().list_jobs(), key=lambda j: (j.get("created_at") or 0, str(j.get("id"))), reverse=True)
+    try:
+        data, has_more = page(items, after, limit)
+    except MappingError as exc:
+        raise APIError(400, str(exc), param=exc.param) from None
+    return {"object": "list", "data": [openai_job(j) for j in data], "has_more": has_more}
+
+
+@router.get("/v1/fine_tuning/jobs/{job_id}")
+def retrieve_fine_tuning_job(job_id: str) -> dict:
+    return openai_job(_get_job_or_404(job_id))
+
+
+@router.post("/v1/fine_tuning/jobs/{job_id}/cancel")
+def cancel_fine_tuning_job(job_id: str) -> dict:
+    _get_job_or_404(job_id)
+    jobs = _jobs()
+    try:
+        return openai_job(jobs.cancel_job(job_id))
+    except jobs.JobStateError as exc:
+        raise APIError(409, f"Cannot cancel job {job_id!r}: {exc}", param="fine_tuning_job_id",
+                       code="job_not_cancellable") from None
+
+
+@router.get("/v1/fine_tuning/jobs/{job_id}/events")
+def list_fine_tuning_events(job_id: str, after: str | None = None, limit: int = Query(20, ge=1, le=1000)) -> dict:
+    _get_job_or_404(job_id)
+    events = list(reversed(_jobs().job_events(job_id)))  # OpenAI lists events newest first
+    try:
+        data, has_more = page(events, after, limit)
+    except MappingError as exc:
+        raise APIError(400, str(exc), param=exc.param) from None
+    return {"object": "list", "data": [openai_event(e) for e in data], "has_more": has_more}

@@ -1,0 +1,232 @@
+"""OpenAI's fine-tuning job request -> a tunepilot `TrainConfig`, and tunepilot jobs -> OpenAI's job object.
+
+Mapping of the hyperparameters (OpenAI documents them in its fine-tuning API reference):
+- `n_epochs` -> `training.epochs`;
+- `batch_size` -> `training.batch_size`;
+- `learning_rate_multiplier` -> `optimizer.learning_rate` = the "auto" learning rate x multiplier.
+"auto" (or leaving a value out) takes the value of tunepilot's `openai-style` preset for this many
+examples when that preset exists, otherwise the defaults of a LoRA `TrainConfig`.
+
+Extension: a `tunepilot` object in the request holds any TrainConfig sections to override
+(e.g. `{"training": {"max_steps": 20}, "method": {"lora_r": 8}}`); it is applied last and validated
+like a config file. `integrations` and `metadata` are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from filelock import FileLock
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainer import workspace
+from trainer.config import TrainConfig
+from trainer.server import file_store
+
+
+class MappingError(ValueError):
+    """The request cannot become a valid training config; the message lists the problems."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param
+
+
+class Hyperparameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n_epochs: Literal["auto"] | int | None = Field(None, description="Passes over the data (1-50) or auto.")
+    batch_size: Literal["auto"] | int | None = Field(None, description="Examples per step (1-256) or auto.")
+    learning_rate_multiplier: Literal["auto"] | float | None = Field(
+        None, description="Scales the auto learning rate (0 < x <= 10) or auto.")
+
+
+class FineTuningJobRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(..., min_length=1)
+    training_file: str = Field(..., min_length=1)
+    validation_file: str | None = None
+    suffix: str | None = Field(None, max_length=64)
+    hyperparameters: Hyperparameters | None = None
+    seed: int | None = None
+    method: dict[str, Any] | None = None
+    integrations: list[Any] | None = None
+    metadata: dict[str, Any] | None = None
+    tunepilot: dict[str, Any] | None = Field(None, description="Extension: TrainConfig sections to override.")
+
+
+def _requested_hyperparameters(req: FineTuningJobRequest) -> Hyperparameters:
+    """Hyperparameters from the top-level field or from OpenAI's newer `method` object."""
+    if req.method:
+        kind = req.method.get("type", "supervised")
+        if kind != "supervised":
+            raise MappingError(f"method.type {kind!r} is not supported; tunepilot runs supervised fine-tuning.",
+                               param="method")
+        nested = (req.method.get("supervised") or {}).get("hyperparameters")
+        if nested:
+            try:
+                return Hyperparameters.model_validate(nested)
+            except ValueError as exc:
+                raise MappingError(f"Invalid method.supervised.hyperparameters: {exc}", param="method") from None
+    return req.hyperparameters or Hyperparameters()
+
+
+def _check_range(name: str, value, low, high) -> None:
+    if not (low <= value <= high):
+        raise MappingError(f"hyperparameters.{name}={value} is out of range; use {low}..{high} or 'auto'.",
+                           param=f"hyperparameters.{name}")
+
+
+def auto_config(n_examples: int | None) -> TrainConfig:
+    """The config "auto" stands for: the openai-style preset when available."""
+    try:
+        from trainer.presets import preset
+    except ImportError:
+        return TrainConfig()
+    return preset("openai-style", n_examples)
+
+
+def _deep_merge(base: dict, overrides: dict) -> dict:
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _parse(data: dict) -> TrainConfig:
+    try:
+        from trainer.config_io import ConfigError, parse_config
+    except ImportError:
+        try:
+            return TrainConfig.model_validate(data)
+        except ValueError as exc:
+            raise MappingError(f"The resulting training config is invalid: {exc}") from None
+    try:
+        return parse_config(data)
+    except ConfigError as exc:
+        problems = getattr(exc, "problems", None) or [{"loc": "", "message": str(exc)}]
+        text = "; ".join(f"{p.get('loc')}: {p.get('message')}" if p.get("loc") else str(p.get("message"))
+                         for p in problems[:5])
+        raise MappingError(f"The resulting training config is invalid: {text}.", param="tunepilot") from None
+
+
+def build_train_config(req: FineTuningJobRequest, training_path: Path, validation_path: Path | None,
+                       n_examples: int | None) -> tuple[TrainConfig, dict]:
+    """The TrainConfig for this request and the resolved OpenAI-style hyperparameters."""
+    if req.suffix is not None and (":" in req.suffix or not req.suffix.strip()):
+        raise MappingError("suffix may not be empty or contain ':' (it becomes part of the ft:... model id).",
+                           param="suffix")
+    hp = _requested_hyperparameters(req)
+    auto = auto_config(n_examples)
+    data = auto.model_dump(mode="json")
+
+    epochs = auto.training.epochs if hp.n_epochs in (None, "auto") else hp.n_epochs
+    if hp.n_epochs not in (None, "auto"):
+        _check_range("n_epochs", hp.n_epochs, 1, 50)
+    batch = auto.training.batch_size if hp.batch_size in (None, "auto") else hp.batch_size
+    if hp.batch_size not in (None, "auto"):
+        _check_range("batch_size", hp.batch_size, 1, 256)
+    multiplier = 1.0 if hp.learning_rate_multiplier in (None, "auto") else float(hp.learning_rate_multiplier)
+    if hp.learning_rate_multiplier not in (None, "auto") and not (0 < multiplier <= 10):
+        raise MappingError(f"hyperparameters.learning_rate_multiplier={multiplier} is out of range; use a number "
+                           "in (0, 10] or 'auto'.", param="hyperparameters.learning_rate_multiplier")
+
+    data["model"]["base_model"] = req.model
+    data["dataset"]["path"] = str(training_path)
+    data["dataset"]["eval_path"] = str(validation_path) if validation_path else None
+    data["training"]["epochs"] = epochs
+    data["training"]["batch_size"] = batch
+    data["optimizer"]["learning_rate"] = auto.optimizer.learning_rate * multiplier
+    if req.seed is not None:
+        data["training"]["seed"] = req.seed
+    data["saving"]["suffix"] = req.suffix
+    if req.tunepilot:
+        if not isinstance(req.tunepilot, dict):
+            raise MappingError("tunepilot must be an object of TrainConfig sections.", param="tunepilot")
+        data = _deep_merge(data, req.tunepilot)
+    data = {k: ({kk: vv for kk, vv in v.items() if vv is not None} if isinstance(v, dict) else v)
+            for k, v in data.items()}
+    cfg = _parse(data)
+    resolved = {"n_epochs": cfg.training.epochs, "batch_size": cfg.training.batch_size,
+                "learning_rate_multiplier": multiplier}
+    return cfg, resolved
+
+
+# ------------------------------------------------------------ what the server remembers per job
+
+def _sidecar() -> Path:
+    return workspace.subdir("server") / "fine_tuning_jobs.json"
+
+
+def remember_job(job_id: str, info: dict) -> None:
+    """Keep the OpenAI-side facts of a job (file ids, requested hyperparameters) the trainer does not store."""
+    path = _sidecar()
+    with FileLock(str(path) + ".lock"):
+        data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        data[job_id] = info
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+        tmp.replace(path)
+
+
+def remembered(job_id: str) -> dict:
+    path = _sidecar()
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get(job_id, {})
+    except json.JSONDecodeError:
+        return {}
+
+
+def openai_job(job: dict) -> dict:
+    """A tunepilot job dict (already close to OpenAI's) completed into OpenAI's fine_tuning.job object."""
+    info = remembered(str(job.get("id")))
+    out = dict(job)
+    out["object"] = "fine_tuning.job"
+    out.setdefault("organization_id", "tunepilot-local")
+    out.setdefault("result_files", [])
+    out.setdefault("estimated_finish", None)
+    out.setdefault("integrations", [])
+    out.setdefault("seed", info.get("seed"))
+    for key in ("training_file", "validation_file"):
+        # Jobs created through the API report the file ids they were given; others their dataset paths.
+        stored = info.get(key)
+        out[key] = stored if stored is not None else (file_store.file_id_for_path(out.get(key)) or out.get(key))
+    hp = dict(out.get("hyperparameters") or {}) if isinstance(out.get("hyperparameters"), dict) else {}
+    hp.update(info.get("hyperparameters") or {})
+    out["hyperparameters"] = hp
+    out["method"] = {"type": "supervised", "supervised": {"hyperparameters": hp}}
+    if info.get("suffix") is not None:
+        out["user_provided_suffix"] = info["suffix"]
+    error = out.get("error")
+    if isinstance(error, str) and error:
+        out["error"] = {"code": "training_failed", "message": error, "param": None}
+    elif not error:
+        out["error"] = None
+    return out
+
+
+def openai_event(event: dict) -> dict:
+    out = dict(event)
+    out["object"] = "fine_tuning.job.event"
+    out.setdefault("type", "message")
+    out.setdefault("level", "info")
+    return out
+
+
+def page(items: list[dict], after: str | None, limit: int) -> tuple[list[dict], bool]:
+    """OpenAI's cursor paging: items following the one whose id is `after`, at most `limit`."""
+    if after is not None:
+        ids = [str(i.get("id")) for i in items]
+        if after not in ids:
+            raise MappingError(f"'after' cursor {after!r} does not match any item; pass an id from a previous page.",
+                               param="after")
+        items = items[ids.index(after) + 1:]
+    return items[:limit], len(items) > limit

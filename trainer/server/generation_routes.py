@@ -1,0 +1,56 @@
+"""What chat and text completions share: getting a model from the pool and streaming with counters."""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterator
+
+import anyio
+from fastapi import Request
+
+from trainer import models
+from trainer.server import inference
+from trainer.server.errors import APIError
+from trainer.server.model_pool import ModelHandle
+
+
+def available_model_ids() -> list[str]:
+    try:
+        return [e.id for e in models.list_models()]
+    except Exception:  # listing is only a hint in an error message; never mask the real error
+        return []
+
+
+async def acquire_model(request: Request, model_id: str) -> ModelHandle:
+    """Load (or reuse) `model_id` off the event loop; unknown names are 404 with the available ids."""
+    pool = request.app.state.pool
+    try:
+        return await anyio.to_thread.run_sync(pool.acquire, model_id)
+    except models.ModelError as exc:
+        raise APIError(404, model_not_found_message(model_id, exc), param="model", code="model_not_found") from None
+
+
+def model_not_found_message(model_id: str, exc: Exception) -> str:
+    ids = ", ".join(available_model_ids()) or "none"
+    text = str(exc)
+    # The registry's own "Unknown model" text repeats the list; other failures (hub offline) say why.
+    reason = "" if text.startswith("Unknown") else f" ({text})"
+    return (f"The model {model_id!r} does not exist{reason}. Available models: {ids}; "
+            "a local transformers folder also works.")
+
+
+def counted_stream(request: Request, handle: ModelHandle, prompt: inference.Prompt,
+                   params: inference.SamplingParams, stop: list[str], cancel: threading.Event,
+                   strip: bool) -> Iterator:
+    """`inference.stream` with the server's generation counters kept up to date."""
+    stats = request.app.state.stats
+    stats.started()
+    final = None
+    try:
+        for item in inference.stream(handle, prompt, params, stop=stop, cancel=cancel, strip=strip):
+            if isinstance(item, inference.Completion):
+                final = item
+            yield item
+    finally:
+        stats.ended(handle.model_id, final.finish_reason if final else "cancelled",
+                    final.completion_tokens if final else 0, streamed=True)
