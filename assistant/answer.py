@@ -124,12 +124,17 @@ def _hit_field(hit, name: str, default=None):
     return getattr(hit, name, default)
 
 
+def default_search(query: str, k: int = RETRIEVE_K, collection: str = "default") -> list:
+    """The product's retriever: hybrid search over the knowledge index."""
+    from knowledge.retrieval import search
+
+    return search(query, k=k, collection=collection)
+
+
 def retrieve(query: str, lang: str, collection: str = "default", retriever: Retriever | None = None,
              k: int = RETRIEVE_K) -> list[Passage]:
     """Search the index and number the passages, preferring chunks in the question's language."""
-    if retriever is None:
-        from knowledge.retrieval import search as retriever
-    hits = list(retriever(query, k=k, collection=collection))
+    hits = list((retriever or default_search)(query, k=k, collection=collection))
     # Stable: within each language group the retriever's ranking is kept.
     hits.sort(key=lambda h: 0 if (_hit_field(h, "lang") or detect_lang(_hit_field(h, "text", ""))) == lang else 1)
     passages = []

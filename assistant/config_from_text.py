@@ -121,7 +121,9 @@ def _config_data(slots: Slots) -> tuple[dict, str, int | None]:
 
     values = slots.values
     n_examples = _count_examples(values["dataset_path"]) if values.get("dataset_path") else None
-    preset_name = "openai-style" if values.get("openai_style") else values.get("method", "lora")
+    method = values.get("method") if values.get("method") in presets.PRESETS else "lora"
+    # An unknown method still goes into the config below, so parsing reports it with the allowed values.
+    preset_name = "openai-style" if values.get("openai_style") else method
     data = presets.preset(preset_name, n_examples=n_examples).to_dict()
     if preset_name == "openai-style" and values.get("method") in ("qlora", "full", "freeze"):
         # OpenAI-style batch/epochs/lr schedule, on the method the request names.

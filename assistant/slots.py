@@ -137,6 +137,7 @@ _PATH_TOKEN = re.compile(rf"(?<![\w/.~-])((?:~|\.{{1,2}})?/?(?:[\w.\-\u4e00-\u9f
 _DIR_TOKEN = re.compile(r"(?<![\w/.~:-])((?:~|\.{1,2})?/(?:[\w.\-]+/?)+|(?:\.{1,2}/)(?:[\w.\-]+/?)+)")
 _EVAL_CONTEXT = re.compile(r"(eval(?:uation)?|validation|valid|dev|test|验证集?|评测集?|测试集?|评估集?)\W{0,12}$", re.I)
 _OUTPUT_CONTEXT = re.compile(r"(save|saving|output|write|store|out[\s_-]*dir|保存|输出|存到|存放|写到)\W{0,12}(?:\w{0,8}\W{0,3})?$", re.I)
+_DATA_CONTEXT = re.compile(r"(data|dataset|数据集?|语料|eval(?:uation)?|validation|验证集?|测试集?)\W{0,12}(?:\w{0,6}\W{0,3})?$", re.I)
 _FT_ID = re.compile(r"(?<![\w])(ft:[\w.\-]+(?::[\w.\-]+)+)")
 _HUB_ID = re.compile(r"(?<![\w/.])((?:Qwen|meta-llama|google|mistralai|THUDM|baichuan-inc|deepseek-ai|microsoft|01-ai|internlm|"
                      r"HuggingFaceTB|tiiuae|EleutherAI|openai-community)/[\w.\-]+)")
@@ -159,9 +160,9 @@ _MPS = re.compile(r"(?<![a-z])mps(?![a-z])|apple\s+silicon|macbook|(?<![a-z])mac
 
 _MODEL_FAMILIES = [
     # (family key, pattern with an optional version group)
-    ("qwen", r"(?:qwen|通义千问|千问)[\s-]*(\d(?:\.\d)?)?"),
-    ("llama", r"llama[\s-]*(\d(?:\.\d)?)?"),
-    ("gemma", r"gemma[\s-]*(\d)?"),
+    ("qwen", r"(?:qwen|通义千问|千问)[\s-]*(?:(\d(?:\.\d)?)(?![\d.]|\s*[bm](?![a-z])))?"),
+    ("llama", r"llama[\s-]*(?:(\d(?:\.\d)?)(?![\d.]|\s*[bm](?![a-z])))?"),
+    ("gemma", r"gemma[\s-]*(?:(\d(?:\.\d)?)(?![\d.]|\s*[bm](?![a-z])))?"),
     ("mistral", r"mistral()"),
     ("chatglm", r"chatglm[\s-]*(\d)?"),
     ("baichuan", r"baichuan[\s-]*(\d)?|百川[\s-]*(\d)?"),
@@ -189,7 +190,7 @@ def canonical_model(family: str, version: str | None, size: str | None) -> str:
             return f"Qwen/Qwen{v}-{S}" if s else f"Qwen/Qwen{v}"
         return f"Qwen/Qwen{v}-{S}-Instruct" if s else f"Qwen/Qwen{v}"
     if family == "llama":
-        v = v or "3"
+        v = v or ("2" if s in ("7b", "13b") else "3")  # Llama 3 comes in 8B/70B; 7B/13B means Llama 2
         if v == "3":
             return f"meta-llama/Meta-Llama-3-{S}-Instruct" if s else "meta-llama/Meta-Llama-3-8B-Instruct"
         if v.startswith("3."):
@@ -221,6 +222,14 @@ def _find_model(text: str, slots: Slots) -> None:
     if m:
         slots.set("base_model", m.group(1).rstrip("."), m.group(0))
         return
+    for d in _DIR_TOKEN.finditer(text):
+        # A folder path is the base model unless the words before it say it is data or the output.
+        path = d.group(1).rstrip("/,.，。")
+        before = text[max(0, d.start() - 24): d.start()]
+        if re.search(rf"\.{_DATA_EXT}$", path, re.I) or _OUTPUT_CONTEXT.search(before) or _DATA_CONTEXT.search(before):
+            continue
+        slots.set("base_model", path, path)
+        return
     low = text.lower()
     for family, pattern in _MODEL_FAMILIES:
         fm = re.search(pattern, low)
@@ -235,13 +244,6 @@ def _find_model(text: str, slots: Slots) -> None:
         evidence = text[fm.start(): fm.end() + (size_m.end() if size_m else 0)]
         slots.set("base_model", canonical_model(family, version, size), evidence)
         return
-    for m in re.finditer(r"(?:model|模型|base|基座|底座)\W{0,6}", text, flags=re.I):
-        d = _DIR_TOKEN.match(text, m.end())
-        if d and not re.search(rf"\.{_DATA_EXT}$", d.group(1), re.I):
-            slots.set("base_model", d.group(1).rstrip("/,.，。"), text[m.start(): d.end()])
-            return
-
-
 # ------------------------------------------------------------------------------- the parser
 
 def _normalise(text: str) -> str:
