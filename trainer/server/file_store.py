@@ -89,7 +89,7 @@ def check_and_store(staged: Path, filename: str, purpose: str) -> dict:
         "filename": Path(filename).name, "purpose": purpose, "status": "processed", "status_details": None,
         "expires_at": None,
         # tunepilot extension: what the data check found (counts, warnings)
-        "data_check": {k: v for k, v in data.items() if k != "errors"},
+        "data_check": {k: data.get(k) for k in ("format", "n_rows", "n_examples", "tokens", "warnings")},
     }
     _meta_path(file_id).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     return meta

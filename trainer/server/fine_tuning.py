@@ -60,8 +60,9 @@ def _create(req: FineTuningJobRequest) -> dict:
     jobs = _jobs()
     try:
         job = jobs.create_job(cfg, suffix=req.suffix)
-    except (jobs.JobError, ValueError) as exc:
-        raise APIError(400, f"The job could not be created: {exc}", code="invalid_job") from None
+    except jobs.JobError as exc:
+        raise APIError(400, f"The job could not be created: {exc}", param=getattr(exc, "param", None),
+                       code=getattr(exc, "code", None) or "invalid_job") from None
     remember_job(str(job["id"]), {"training_file": req.training_file, "validation_file": req.validation_file,
                                   "hyperparameters": hyperparameters, "suffix": req.suffix, "seed": cfg.training.seed})
     return openai_job(job)

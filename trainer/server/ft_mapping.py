@@ -1,11 +1,15 @@
 """OpenAI's fine-tuning job request -> a tunepilot `TrainConfig`, and tunepilot jobs -> OpenAI's job object.
 
-Mapping of the hyperparameters (OpenAI documents them in its fine-tuning API reference):
+Mapping of the hyperparameters (OpenAI documents them in its fine-tuning API reference), using
+the rules of tunepilot's `openai-style` preset (trainer.presets) so the CLI, the assistant and the API agree:
 - `n_epochs` -> `training.epochs`;
-- `batch_size` -> `training.batch_size`;
-- `learning_rate_multiplier` -> `optimizer.learning_rate` = the "auto" learning rate x multiplier.
-"auto" (or leaving a value out) takes the value of tunepilot's `openai-style` preset for this many
-examples when that preset exists, otherwise the defaults of a LoRA `TrainConfig`.
+- `batch_size` is the effective batch -> `training.batch_size` x `training.gradient_accumulation_steps`
+  (presets.split_batch keeps the per-device batch small);
+- `learning_rate_multiplier` m -> `optimizer.learning_rate` = 2e-4 (the LoRA base rate) x m / 0.1, the
+  preset's reading of OpenAI's multipliers (0.1 is the middle one).
+"auto" (or leaving a value out) takes the preset's value for this many examples: the batch from the
+data size, the multiplier from the batch. Without the presets module, a LoRA `TrainConfig`'s defaults
+stand in and the multiplier scales its learning rate.
 
 Extension: a `tunepilot` object in the request holds any TrainConfig sections to override
 (e.g. `{"training": {"max_steps": 20}, "method": {"lora_r": 8}}`); it is applied last and validated
@@ -89,6 +93,14 @@ def auto_config(n_examples: int | None) -> TrainConfig:
     return preset("openai-style", n_examples)
 
 
+def _preset_rules():
+    try:
+        from trainer import presets
+    except ImportError:
+        return None
+    return presets
+
+
 def _deep_merge(base: dict, overrides: dict) -> dict:
     out = dict(base)
     for key, value in overrides.items():
@@ -125,24 +137,33 @@ def build_train_config(req: FineTuningJobRequest, training_path: Path, validatio
     hp = _requested_hyperparameters(req)
     auto = auto_config(n_examples)
     data = auto.model_dump(mode="json")
+    rules = _preset_rules()
 
-    epochs = auto.training.epochs if hp.n_epochs in (None, "auto") else hp.n_epochs
+    epochs = auto.training.epochs
     if hp.n_epochs not in (None, "auto"):
         _check_range("n_epochs", hp.n_epochs, 1, 50)
-    batch = auto.training.batch_size if hp.batch_size in (None, "auto") else hp.batch_size
+        epochs = hp.n_epochs
+    device_batch, accumulation = auto.training.batch_size, auto.training.gradient_accumulation_steps
     if hp.batch_size not in (None, "auto"):
         _check_range("batch_size", hp.batch_size, 1, 256)
-    multiplier = 1.0 if hp.learning_rate_multiplier in (None, "auto") else float(hp.learning_rate_multiplier)
-    if hp.learning_rate_multiplier not in (None, "auto") and not (0 < multiplier <= 10):
-        raise MappingError(f"hyperparameters.learning_rate_multiplier={multiplier} is out of range; use a number "
-                           "in (0, 10] or 'auto'.", param="hyperparameters.learning_rate_multiplier")
+        device_batch, accumulation = rules.split_batch(hp.batch_size) if rules else (hp.batch_size, 1)
+    effective = device_batch * accumulation
+    if hp.learning_rate_multiplier in (None, "auto"):
+        multiplier = rules.openai_lr_multiplier(effective) if rules else 1.0
+    else:
+        multiplier = float(hp.learning_rate_multiplier)
+        if not (0 < multiplier <= 10):
+            raise MappingError(f"hyperparameters.learning_rate_multiplier={multiplier} is out of range; use a "
+                               "number in (0, 10] or 'auto'.", param="hyperparameters.learning_rate_multiplier")
+    learning_rate = (rules.LORA_BASE_LR * multiplier / 0.1) if rules else auto.optimizer.learning_rate * multiplier
 
     data["model"]["base_model"] = req.model
     data["dataset"]["path"] = str(training_path)
     data["dataset"]["eval_path"] = str(validation_path) if validation_path else None
     data["training"]["epochs"] = epochs
-    data["training"]["batch_size"] = batch
-    data["optimizer"]["learning_rate"] = auto.optimizer.learning_rate * multiplier
+    data["training"]["batch_size"] = device_batch
+    data["training"]["gradient_accumulation_steps"] = accumulation
+    data["optimizer"]["learning_rate"] = learning_rate
     if req.seed is not None:
         data["training"]["seed"] = req.seed
     data["saving"]["suffix"] = req.suffix
@@ -153,7 +174,8 @@ def build_train_config(req: FineTuningJobRequest, training_path: Path, validatio
     data = {k: ({kk: vv for kk, vv in v.items() if vv is not None} if isinstance(v, dict) else v)
             for k, v in data.items()}
     cfg = _parse(data)
-    resolved = {"n_epochs": cfg.training.epochs, "batch_size": cfg.training.batch_size,
+    resolved = {"n_epochs": cfg.training.epochs,
+                "batch_size": cfg.training.batch_size * cfg.training.gradient_accumulation_steps,
                 "learning_rate_multiplier": multiplier}
     return cfg, resolved
 
@@ -202,7 +224,9 @@ def openai_job(job: dict) -> dict:
     hp = dict(out.get("hyperparameters") or {}) if isinstance(out.get("hyperparameters"), dict) else {}
     hp.update(info.get("hyperparameters") or {})
     out["hyperparameters"] = hp
-    out["method"] = {"type": "supervised", "supervised": {"hyperparameters": hp}}
+    # OpenAI's method object; tunepilot's own method (lora/qlora/full/freeze) rides along.
+    out["method"] = {"type": "supervised", "supervised": {"hyperparameters": hp},
+                     "tunepilot": job.get("method") if isinstance(job.get("method"), dict) else None}
     if info.get("suffix") is not None:
         out["user_provided_suffix"] = info["suffix"]
     error = out.get("error")
