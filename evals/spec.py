@@ -88,7 +88,7 @@ class EvalSpec(BaseModel):
     expected_column: Optional[str] = Field(None, description="Column holding the reference answer; guessed when omitted.")
     template: Optional[str] = Field(None, description="Prompt with {column} variables; default: the input column as-is.")
     system: Optional[str] = Field(None, description="System prompt (may use {column} variables too).")
-    providers: list[ProviderSpec] = Field(description="Models to evaluate, in report order.")
+    providers: list[ProviderSpec] = Field(default_factory=list, description="Models to evaluate, in report order.")
     scorers: list[ScorerSpec] = Field(default_factory=list, description="Scorers; defaults depend on whether there is an expected column.")
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     judge: JudgeSpec = Field(default_factory=JudgeSpec)
