@@ -179,6 +179,39 @@ def test_langchain_chat_openai_works_against_the_server(server):
     assert "".join(p.content for p in pieces) == message.content
 
 
+def test_eval_harness_openai_provider_matches_the_local_provider(server):
+    from evals.providers import make_provider
+    from evals.spec import GenerationSpec, ProviderSpec
+
+    rows = [[{"role": "user", "content": "What is LoRA?"}], [{"role": "user", "content": "Hello"}]]
+    gen = GenerationSpec(max_new_tokens=6, temperature=0)
+    remote = make_provider(ProviderSpec(id="openai:tiny", base_url=server.base_url)).generate(rows, gen)
+    local = make_provider(ProviderSpec(id="tiny"), device="cpu").generate(rows, gen)
+    assert [g.error for g in remote] == [None, None]
+    assert [g.text for g in remote] == [g.text for g in local]
+
+
+def test_assistant_openai_engine_works_against_the_server(server):
+    from assistant.engines.base import EngineUnavailable, Passage
+    from assistant.engines.openai_engine import OpenAIEngine
+
+    engine = OpenAIEngine(model="tiny", base_url=server.base_url, max_tokens=4, temperature=0)
+    assert isinstance(engine.complete([("user", "Hello")]), str)
+    assert all(isinstance(c.content, str) for c in engine.llm(streaming=True).stream([("user", "Hello")]))
+    # The answer prompt is longer than the tiny model's 512-token context: the server's 400 reaches
+    # the engine as a one-line reason the assistant can show before falling back.
+    passage = Passage(n=1, source="lora.md", heading="LoRA", text="LoRA adds adapters.", lang="en")
+    with pytest.raises(EngineUnavailable, match="maximum context length is 512"):
+        list(engine.stream("What is LoRA?", [passage], "en"))
+
+
+def test_structured_output_requests_are_refused_clearly(client):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Hi"}],
+                                       response_format={"type": "json_object"})
+    assert err.value.body["param"] == "response_format"
+
+
 def test_unknown_model_is_404_listing_the_available_ones(client):
     with pytest.raises(openai.NotFoundError) as err:
         client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "Hi"}])

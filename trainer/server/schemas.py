@@ -47,6 +47,11 @@ class SamplingFields(BaseModel):
         extra = self.model_extra or {}
         if extra.get("logprobs") or extra.get("top_logprobs"):
             raise APIError(400, "logprobs are not supported by tunepilot serve; leave 'logprobs' unset.", param="logprobs")
+        response_format = extra.get("response_format")
+        if isinstance(response_format, dict) and response_format.get("type", "text") != "text":
+            raise APIError(400, f"response_format {response_format.get('type')!r} is not supported: local models are "
+                                "not constrained to JSON here; ask for JSON in the prompt and parse the text.",
+                           param="response_format")
         if extra.get("tools") or extra.get("functions"):
             raise APIError(400, "Tool/function calling is not supported by tunepilot serve; send plain messages.",
                            param="tools")
