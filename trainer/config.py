@@ -97,6 +97,9 @@ class SavingSection(_Section):
     merge_after_training: bool = Field(False, description="Also write a standalone merged model after training.")
 
 
+LORA_KEYS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules")
+
+
 class TrainConfig(_Section):
     """A whole training config. Every section has defaults, so `TrainConfig()` is a valid LoRA config."""
 
@@ -110,8 +113,20 @@ class TrainConfig(_Section):
     saving: SavingSection = Field(default_factory=SavingSection, description="Checkpoints and outputs.")
 
     def to_dict(self) -> dict:
-        """Plain data for TOML/YAML/JSON (None values dropped: TOML has no null)."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """Plain data for TOML/YAML/JSON (None values dropped: TOML has no null).
+
+        Keys the chosen method does not read are left out (LoRA keys for full/freeze, the freeze
+        layer count for the others), so a written file holds only settings that take effect and a
+        user who adds a LoRA key to a full fine-tuning config can be told it is ignored.
+        """
+        data = self.model_dump(mode="json", exclude_none=True)
+        method = data["method"]
+        if self.method.type in ("full", "freeze"):
+            for key in LORA_KEYS:
+                method.pop(key, None)
+        if self.method.type != "freeze":
+            method.pop("freeze_trainable_layers", None)
+        return data
 
 
 def load_config_file(path: str | Path) -> dict:

@@ -1,0 +1,221 @@
+"""Memory estimate vs measured peak for real training runs of the default model (Gemma 3 270M).
+
+Runs LoRA and full fine-tuning at two batch sizes each, a few optimizer steps per run, each in its own
+subprocess (so one run's memory does not linger into the next), and prints a table of the estimate
+(`trainer.memory.estimate`) against the measured peak:
+- CPU: the child's peak resident set size (sampled every few ms during the run, and the kernel's
+  ru_maxrss high-water mark), which is what the estimate's total (overhead included) predicts;
+- GPU: torch.cuda.max_memory_allocated, compared with the estimate minus its overhead term (the
+  allocator statistic does not count the CUDA context or cached-but-free blocks).
+
+Runner: `trainer.recipe.train` when it exists (the real trainer, on generated chat data whose every
+example is longer than max_seq_length, matching the estimate's worst case); `--runner plain` (or no
+trainer yet) uses a plain torch loop: the same model, peft LoRA, AdamW, autocast, random tokens.
+
+    TUNEPILOT_HOME=/tmp/tp-home .venv/bin/python bench/memory_estimate.py [--seq 256] [--steps 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CASES = [("lora", 1), ("lora", 4), ("full", 1), ("full", 4)]
+
+
+def build_config(method: str, batch: int, seq: int, steps: int, data_path: str, out_dir: str, device: str):
+    from trainer.presets import preset
+
+    cfg = preset(method)
+    cfg.dataset.path = data_path
+    cfg.dataset.max_seq_length = seq
+    cfg.training.batch_size = batch
+    cfg.training.gradient_accumulation_steps = 1
+    cfg.training.max_steps = steps
+    cfg.training.device = device
+    cfg.training.gradient_checkpointing = False
+    cfg.saving.output_dir = out_dir
+    cfg.saving.save_every_n_steps = 10_000
+    return cfg
+
+
+def write_data(path: Path, rows: int, seq: int) -> None:
+    """Chat rows whose answers are longer than `seq` tokens, so every example is truncated to the maximum."""
+    words = "fine tuning adapts a pretrained model to new data with a small learning rate".split()
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(rows):
+            answer = " ".join(words[(i + k) % len(words)] for k in range(seq * 2))
+            fh.write(json.dumps({"messages": [{"role": "user", "content": f"Explain item {i}."},
+                                              {"role": "assistant", "content": answer}]}) + "\n")
+
+
+class PeakRSS:
+    """Samples this process's RSS in a thread; `peak` is the largest value seen (bytes)."""
+
+    def __init__(self, interval: float = 0.005):
+        import psutil
+
+        self.proc = psutil.Process()
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def _plain_loop(cfg, steps: int, device: str) -> None:
+    """forward/backward/AdamW on random tokens: the same work per step as the trainer, without its data code."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from trainer.memory import compute_dtype
+    from trainer.models import resolve
+
+    path = resolve(cfg.model.base_model).base_path
+    dtype = getattr(torch, compute_dtype(cfg, device))
+    half = dtype != torch.float32
+    load_dtype = torch.float32 if cfg.method.type == "full" else dtype  # full: fp32 master weights
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=load_dtype).to(device)
+    if cfg.method.type == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=cfg.method.lora_r, lora_alpha=cfg.method.lora_alpha,
+                                                 lora_dropout=cfg.method.lora_dropout,
+                                                 target_modules=cfg.method.target_modules, task_type="CAUSAL_LM"))
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.optimizer.learning_rate)
+    vocab = model.config.vocab_size
+    for _ in range(steps):
+        ids = torch.randint(4, vocab, (cfg.training.batch_size, cfg.dataset.max_seq_length), device=device)
+        with torch.autocast(device_type=device, dtype=dtype, enabled=half):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+
+def child(args) -> None:
+    """One measured run; prints a JSON line with the peak."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    work = Path(tempfile.mkdtemp(prefix="tp-membench-"))
+    data = work / "train.jsonl"
+    write_data(data, rows=max(16, args.batch * (args.steps + 1)), seq=args.seq)
+    cfg = build_config(args.method, args.batch, args.seq, args.steps, str(data), str(work / "out"), device)
+    runner = args.runner
+    if runner == "auto":
+        try:
+            import trainer.recipe  # noqa: F401
+
+            runner = "trainer"
+        except ImportError:
+            runner = "plain"
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    with PeakRSS() as rss:
+        if runner == "trainer":
+            from trainer.recipe import train
+
+            train(cfg, str(work / "out"))
+        else:
+            _plain_loop(cfg, args.steps, device)
+    result = {
+        "runner": runner,
+        "device": device,
+        "peak_rss_gb": max(rss.peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 1024**3,
+        "cuda_max_allocated_gb": torch.cuda.max_memory_allocated() / 1024**3 if device == "cuda" else None,
+    }
+    print("RESULT " + json.dumps(result))
+
+
+def run_case(method: str, batch: int, args) -> dict:
+    from trainer.memory import estimate
+
+    cmd = [sys.executable, __file__, "--child", "--method", method, "--batch", str(batch),
+           "--seq", str(args.seq), "--steps", str(args.steps), "--runner", args.runner]
+    started = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        return {"method": method, "batch": batch, "error": " | ".join(tail)}
+    measured = json.loads(line[len("RESULT "):])
+    device = measured["device"]
+    cfg = build_config(method, batch, args.seq, args.steps, "", "", device)
+    est = estimate(cfg)
+    if device == "cuda":
+        predicted = est.total_gb - est.breakdown["overhead"]
+        actual = measured["cuda_max_allocated_gb"]
+    else:
+        predicted, actual = est.total_gb, measured["peak_rss_gb"]
+    return {
+        "method": method, "batch": batch, "seq": args.seq, "runner": measured["runner"], "device": device,
+        "dtype": est.dtype, "estimate_gb": round(predicted, 3), "measured_gb": round(actual, 3),
+        "error_pct": round(100 * (predicted - actual) / actual, 1), "seconds": round(time.time() - started, 1),
+        "breakdown": est.breakdown,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--method", default="lora")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--seq", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--runner", choices=["auto", "trainer", "plain"], default="auto")
+    parser.add_argument("--cases", default=",".join(f"{m}:{b}" for m, b in CASES),
+                        help="comma-separated method:batch pairs")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    rows = []
+    for pair in args.cases.split(","):
+        method, batch = pair.split(":")
+        rows.append(run_case(method, int(batch), args))
+        if not args.json:
+            r = rows[-1]
+            if "error" in r:
+                print(f"{method:5} batch {batch:>3}: FAILED {r['error']}", flush=True)
+            else:
+                print(f"{r['method']:5} batch {r['batch']:>3} seq {r['seq']:>5} {r['runner']:7} {r['device']:4} {r['dtype']:8} "
+                      f"estimate {r['estimate_gb']:7.3f} GB  measured {r['measured_gb']:7.3f} GB  "
+                      f"error {r['error_pct']:+6.1f}%  ({r['seconds']} s)", flush=True)
+    if args.json:
+        print(json.dumps({"rows": rows}, indent=2))
+        return
+    ok = [r for r in rows if "error" not in r]
+    if ok:
+        worst = max(abs(r["error_pct"]) for r in ok)
+        print(f"\nworst |error| {worst:.1f}% over {len(ok)} runs (target: within 15%)")
+
+
+if __name__ == "__main__":
+    main()

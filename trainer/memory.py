@@ -1,0 +1,272 @@
+"""Memory estimate for a training config, before any compute is spent.
+
+    total = weights + trainable copies + gradients + optimizer states + activations + logits + overhead
+
+- weights: every parameter at the weights dtype; QLoRA stores the decoder's linear layers in NF4
+  (4 bits + about 0.127 bits of double-quantized block constants, QLoRA paper section 3) and keeps
+  embeddings / lm_head in the compute dtype.
+- trainable parameters: LoRA adapters are kept in float32 (peft upcasts adapters of 16-bit models);
+  full and freeze fine-tuning keep float32 master weights when the compute dtype is 16-bit (mixed
+  precision: an extra 16-bit copy of the weights lives during the forward pass).
+- gradients: 4 bytes per trainable parameter; optimizer states per trainable parameter: AdamW 8
+  (two float32 moments), 8-bit AdamW 2, Lion 4 (one moment), 8-bit Lion 1, Adafactor ~0 (factored
+  second moment: rows + columns), SGD 0. So full fine-tuning with AdamW costs 16 bytes per parameter
+  in float32 and 18 with mixed precision, before activations (ZeRO paper, section 3.1).
+- activations: what one decoder layer keeps per token for the backward pass (norm inputs/outputs,
+  q/k/v, attention output, the gated MLP's three intermediate tensors, LoRA dropout copies), times
+  layers, batch and length; with gradient checkpointing only each layer's input is kept plus one
+  layer being recomputed. Where attention scores are materialised (CPU), batch x heads x length^2
+  scores are added.
+- logits: batch x length x vocab in float32, several copies (upcast, log-softmax, their gradients):
+  with the 256k vocabularies of Gemma this is often the largest activation.
+- overhead: CUDA context + allocator slack on a GPU; on CPU the Python process with torch and
+  transformers loaded.
+
+Device memory comes from `hardware.device_memory_gb`, else `hardware.gpu` via the GPU catalog,
+else the machine's GPU, else (CPU training) the machine's RAM. All figures are GiB (2^30 bytes),
+which is how GPU memory is sized ("24 GB" RTX 4090 = 24 GiB).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from trainer.config import TrainConfig
+from trainer.hardware_catalog import lookup_gpu
+from trainer.model_catalog import ModelDims, lookup
+
+GIB = 1024**3
+
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+NF4_BYTES = (4 + 0.127) / 8
+OPTIMIZER_BYTES = {"adamw": 8.0, "adamw_8bit": 2.0, "paged_adamw_8bit": 2.0, "lion": 4.0, "lion_8bit": 1.0, "sgd": 0.0}
+LOGIT_COPIES = 3  # float32 upcast, log-softmax saved for backward, its gradient
+
+# Overheads. GPU: CUDA context (~0.5 GiB) plus allocator fragmentation. CPU: the RSS of a Python
+# process with torch + transformers + peft + trl imported and a model being trained, minus the model;
+# calibrated with bench/memory_estimate.py on the default model (see the comment there).
+GPU_OVERHEAD_GIB = 0.8
+CPU_OVERHEAD_GIB = 1.0
+ALLOCATOR_SLACK = 0.05  # caching allocators hold ~5% more than the live tensors
+
+
+class EstimateError(ValueError):
+    """The model's dimensions are unknown: neither a local config.json nor a known family name."""
+
+
+@dataclass
+class MemoryEstimate:
+    total_gb: float
+    breakdown: dict[str, float]
+    device_memory_gb: float | None
+    fits: bool | None
+    max_batch_size: int
+    device: str
+    dtype: str
+    model: str
+    dims_source: str
+    parameters: int
+    trainable_parameters: int
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "total_gb": self.total_gb,
+            "breakdown": self.breakdown,
+            "device_memory_gb": self.device_memory_gb,
+            "fits": self.fits,
+            "max_batch_size": self.max_batch_size,
+            "device": self.device,
+            "dtype": self.dtype,
+            "model": self.model,
+            "parameters": self.parameters,
+            "trainable_parameters": self.trainable_parameters,
+            "notes": self.notes,
+        }
+
+
+# ---------------------------------------------------------------- where the run happens
+
+def target_device(cfg: TrainConfig, env=None) -> str:
+    """cuda when the config names a GPU or runs QLoRA; else the configured device; auto follows the machine."""
+    if cfg.training.device != "auto":
+        return cfg.training.device
+    if cfg.method.type == "qlora" or cfg.hardware.gpu or cfg.hardware.device_memory_gb:
+        return "cuda"
+    from trainer.rules import Environment
+
+    env = env or Environment.detect()
+    return "cuda" if env.has_cuda else ("mps" if env.has_mps else "cpu")
+
+
+def compute_dtype(cfg: TrainConfig, device: str, env=None) -> str:
+    """The dtype `auto` resolves to, mirroring trainer.generation.pick_dtype."""
+    if cfg.model.dtype != "auto":
+        return cfg.model.dtype
+    if device == "cuda":
+        gpu = lookup_gpu(cfg.hardware.gpu)
+        if gpu is not None:
+            return "bfloat16" if gpu.bf16 else "float16"
+        from trainer.rules import Environment
+
+        env = env or Environment.detect()
+        return "bfloat16" if (env.cuda_bf16 or not env.has_cuda) else "float16"
+    if device == "cpu":
+        from trainer.generation import _cpu_has_fast_bf16
+
+        return "bfloat16" if _cpu_has_fast_bf16() else "float32"
+    return "float32"
+
+
+def device_memory_gb(cfg: TrainConfig, device: str, env=None) -> float | None:
+    if cfg.hardware.device_memory_gb:
+        return float(cfg.hardware.device_memory_gb)
+    gpu = lookup_gpu(cfg.hardware.gpu)
+    if gpu is not None:
+        return float(gpu.memory_gb)
+    if device == "cuda":
+        from trainer.rules import Environment
+
+        env = env or Environment.detect()
+        return env.cuda_memory_gb
+    import psutil
+
+    return round(psutil.virtual_memory().total / GIB, 1)
+
+
+# ---------------------------------------------------------------- the model
+
+def model_dims(cfg: TrainConfig) -> ModelDims:
+    dims = lookup(cfg.model.base_model)
+    if dims is None:
+        from trainer.model_catalog import known_names
+
+        raise EstimateError(
+            f"cannot estimate memory for {cfg.model.base_model!r}: no local config.json and not a known family; "
+            f"pass a local model folder or one of: {', '.join(known_names())}"
+        )
+    return dims
+
+
+def adapted_modules(cfg: TrainConfig, dims: ModelDims) -> dict[str, tuple[int, int]]:
+    shapes = dims.linear_shapes()
+    targets = cfg.method.target_modules
+    if targets == "all-linear":
+        return shapes
+    # Unknown names (model-specific, e.g. ChatGLM's query_key_value) are sized like an attention projection.
+    return {name: shapes.get(name, (dims.hidden_size, dims.hidden_size)) for name in targets}
+
+
+def trainable_parameters(cfg: TrainConfig, dims: ModelDims) -> int:
+    method = cfg.method.type
+    if method in ("lora", "qlora"):
+        r = max(cfg.method.lora_r, 0)
+        return dims.num_layers * sum(r * (a + b) for a, b in adapted_modules(cfg, dims).values())
+    if method == "freeze":
+        layers = min(max(cfg.method.freeze_trainable_layers, 0), dims.num_layers)
+        return layers * dims.layer_params + dims.hidden_size
+    return dims.total_params
+
+
+# ---------------------------------------------------------------- the estimate
+
+def _optimizer_bytes(cfg: TrainConfig, dims: ModelDims) -> float:
+    kind = cfg.optimizer.type
+    if kind == "adafactor":
+        # Factored second moment: one row and one column vector per matrix, about 8/hidden bytes a parameter.
+        return 8.0 / dims.hidden_size
+    return OPTIMIZER_BYTES[kind]
+
+
+def _activation_values_per_token_layer(cfg: TrainConfig, dims: ModelDims) -> float:
+    h, i, q, kv = dims.hidden_size, dims.intermediate_size, dims.q_dim, dims.kv_dim
+    values = 6 * h + 3 * q + 3 * kv + 4 * i
+    if cfg.method.type in ("lora", "qlora") and cfg.method.lora_dropout > 0:
+        # peft applies dropout to each adapted module's input separately: one copy per module.
+        values += sum(a for a, _ in adapted_modules(cfg, dims).values())
+    return values
+
+
+def _breakdown(cfg: TrainConfig, dims: ModelDims, batch: int, device: str, dtype: str) -> dict[str, float]:
+    params = dims.total_params
+    trainable = trainable_parameters(cfg, dims)
+    act_bytes = DTYPE_BYTES[dtype]
+    seq = max(cfg.dataset.max_seq_length, 1)
+    tokens = batch * seq
+    method = cfg.method.type
+    half = act_bytes == 2
+
+    parts: dict[str, float] = {}
+    if method == "qlora":
+        embeddings = dims.embedding_params * (1 if dims.tie_embeddings else 2)
+        parts["weights"] = (params - embeddings) * NF4_BYTES + embeddings * act_bytes
+    elif method in ("full", "freeze"):
+        frozen = params - trainable
+        # Trainable weights live in float32 (master copy); mixed precision adds a 16-bit working copy.
+        parts["weights"] = frozen * act_bytes + trainable * 4 + (trainable * 2 if half else 0)
+    else:
+        parts["weights"] = params * act_bytes
+    # LoRA adapters are separate float32 tensors next to the frozen base.
+    parts["trainable_weights"] = trainable * 4 if method in ("lora", "qlora") else 0.0
+    parts["gradients"] = trainable * 4
+    parts["optimizer_states"] = trainable * _optimizer_bytes(cfg, dims)
+
+    layers = dims.num_layers
+    if method == "freeze":
+        layers = min(max(cfg.method.freeze_trainable_layers, 0), dims.num_layers)
+    per_layer = _activation_values_per_token_layer(cfg, dims) * tokens * act_bytes
+    if device != "cuda":
+        # Without fused attention kernels the scores and their softmax are materialised (float32).
+        per_layer += 2 * batch * dims.num_heads * seq * seq * 4
+    if cfg.training.gradient_checkpointing:
+        parts["activations"] = layers * tokens * dims.hidden_size * act_bytes + per_layer
+    else:
+        parts["activations"] = layers * per_layer
+    parts["logits"] = tokens * dims.vocab_size * (4 * LOGIT_COPIES + act_bytes)
+    live = sum(parts.values())
+    base = GPU_OVERHEAD_GIB if device == "cuda" else CPU_OVERHEAD_GIB
+    parts["overhead"] = base * GIB + ALLOCATOR_SLACK * live
+    return parts
+
+
+def _total(parts: dict[str, float]) -> float:
+    return sum(parts.values()) / GIB
+
+
+def estimate(cfg: TrainConfig, env=None) -> MemoryEstimate:
+    """Peak training memory for `cfg` on its target device, with the largest batch size that fits."""
+    dims = model_dims(cfg)
+    device = target_device(cfg, env)
+    dtype = compute_dtype(cfg, device, env)
+    batch = max(cfg.training.batch_size, 1)
+    parts = _breakdown(cfg, dims, batch, device, dtype)
+    total = _total(parts)
+    memory = device_memory_gb(cfg, device, env)
+
+    max_batch = 0
+    if memory is not None:
+        one = _total(_breakdown(cfg, dims, 1, device, dtype))
+        two = _total(_breakdown(cfg, dims, 2, device, dtype))
+        per_example = max(two - one, 1e-9)
+        if one <= memory:
+            max_batch = min(1 + int(math.floor((memory - one) / per_example)), 4096)
+
+    notes = []
+    if dims.source == "built-in table":
+        notes.append(f"dimensions of {dims.name} from the built-in table")
+    notes.append(f"{device}, {dtype}, sequence length {cfg.dataset.max_seq_length} (worst case: every example at the maximum)")
+    return MemoryEstimate(
+        total_gb=round(total, 2),
+        breakdown={name: round(value / GIB, 3) for name, value in parts.items()},
+        device_memory_gb=memory,
+        fits=None if memory is None else total <= memory,
+        max_batch_size=max_batch,
+        device=device,
+        dtype=dtype,
+        model=dims.name,
+        dims_source=dims.source,
+        parameters=dims.total_params,
+        trainable_parameters=trainable_parameters(cfg, dims),
+        notes=notes,
+    )
