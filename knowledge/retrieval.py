@@ -1,0 +1,246 @@
+"""Hybrid search: dense (Chroma + the embedding model) and BM25 (bm25s + jieba), fused by
+reciprocal rank, optionally re-ranked by a local cross-encoder.
+
+MiniLM is an English model, so for a Chinese question its ranking is mostly noise; the fusion then
+leans on BM25 (weights below). Everything expensive is loaded once per process and shared: the
+embedder, the jieba dictionary, the Chroma client, and per collection a BM25 snapshot that is
+refreshed only when the collection's revision changes (checked at most once a second).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from knowledge import KnowledgeError, bm25_index, store as stores
+from knowledge.chunking import heading_prefix
+from knowledge.embeddings import get_embedder
+from knowledge.lang import query_lang, tokenize
+
+MODES = ("hybrid", "dense", "bm25")
+RRF_K = 60
+CANDIDATES = 40  # per retriever, before fusion
+RERANK_CANDIDATES = 20
+# (dense, bm25) weight in the fusion, by question language.
+WEIGHTS = {"en": (1.0, 1.0), "zh": (0.5, 1.0)}
+REFRESH_SECONDS = 1.0
+
+
+@dataclass
+class Hit:
+    rank: int
+    score: float
+    source: str  # path relative to the ingested root
+    heading: str  # heading path ("LoRA > Rank and alpha"), or the title before the first heading
+    text: str
+    lang: str
+    chunk_id: str = ""
+    title: str = ""
+    page: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "rank": self.rank,
+            "score": round(float(self.score), 6),
+            "source": self.source,
+            "heading": self.heading,
+            "text": self.text,
+            "lang": self.lang,
+        }
+
+
+class _CollectionState:
+    def __init__(self, st: stores.Store, collection: str, embedder_name: str):
+        self.store = st
+        self.collection = collection
+        self.embedder_name = embedder_name
+        self.physical = st.physical_name(collection, embedder_name)
+        self.snapshot: bm25_index.Snapshot | None = None
+        self.checked_at = 0.0
+        self.shipped_checked_at = 0.0
+        self.col = None
+        self.lock = threading.Lock()
+
+
+_states: dict[tuple, _CollectionState] = {}
+_registry_lock = threading.Lock()
+
+
+def _state(collection: str, chroma_url: str | None) -> _CollectionState:
+    st = stores.get_store(chroma_url)
+    embedder = get_embedder()
+    key = (id(st), collection, embedder.name)
+    with _registry_lock:
+        if key not in _states or _states[key].store is not st:
+            _states[key] = _CollectionState(st, collection, embedder.name)
+        return _states[key]
+
+
+def _refresh(state: _CollectionState) -> None:
+    """Make the BM25 snapshot match the collection (and, for "default", the shipped corpus)."""
+    now = time.monotonic()
+    if state.snapshot is not None and now - state.checked_at < REFRESH_SECONDS:
+        return
+    with state.lock:
+        if state.snapshot is not None and time.monotonic() - state.checked_at < REFRESH_SECONDS:
+            return
+        if state.collection == "default":
+            from knowledge.ingest import sync_shipped
+
+            sync_shipped(state.store, state.collection, progress=sys.stderr.isatty())
+        col = state.store.open(state.collection, state.embedder_name, create=False)
+        if col is None:
+            raise KnowledgeError(
+                f"no collection {state.collection!r} in {state.store.location}; index documents first: "
+                f"tunepilot ingest PATH --collection {state.collection}"
+            )
+        state.col = col
+        revision = stores.revision(col)
+        if state.snapshot is None or state.snapshot.revision != revision:
+            state.snapshot = _load_or_rebuild(state, col, revision)
+        state.checked_at = time.monotonic()
+
+
+def _load_or_rebuild(state: _CollectionState, col, revision: str) -> bm25_index.Snapshot:
+    from knowledge.ingest import collection_lock, snapshot_path
+
+    path = snapshot_path(state.store, state.physical)
+    saved = bm25_index.load(path)
+    if saved is not None and saved.revision == revision:
+        return saved
+    previous = saved or state.snapshot  # its tokens are reused for unchanged chunks
+    # Stale: an ingest is running, was interrupted, or ran on another machine. Rebuild from Chroma.
+    with collection_lock(state.store, state.physical, wait=False) as locked:
+        if locked:
+            # No ingest runs here, so a dirty revision is a crashed one's: heal it, and store the
+            # snapshot so later readers just load it.
+            col = state.store.open(state.collection, state.embedder_name, create=False)
+            revision = stores.revision(col)
+            if not revision or revision.startswith(("dirty", "new")):
+                revision = state.store.set_revision(col)
+            snap = bm25_index.build(*stores.all_chunks(col), revision, previous=previous)
+            bm25_index.save(snap, path)
+            return snap
+    # An ingest holds the lock: search what is committed so far, in memory only.
+    return bm25_index.build(*stores.all_chunks(col), revision, previous=previous)
+
+
+def _dense(state: _CollectionState, query: str, n: int) -> list[tuple[str, float]]:
+    snap = state.snapshot
+    count = len(snap) if snap is not None else 0
+    if count == 0:
+        count = state.col.count()
+    if count == 0:
+        return []
+    vector = get_embedder().embed([query])[0]
+    res = state.col.query(query_embeddings=[vector.tolist()], n_results=min(n, count), include=["distances"])
+    return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0])]
+
+
+def _bm25(state: _CollectionState, query: str, n: int) -> list[tuple[str, float]]:
+    snap = state.snapshot
+    if snap is None:
+        return []
+    return [(snap.ids[pos], score) for pos, score in snap.top(tokenize(query), n)]
+
+
+def _fuse(ranked: list[tuple[list[tuple[str, float]], float]]) -> list[tuple[str, float]]:
+    scores: dict[str, float] = {}
+    for results, weight in ranked:
+        for rank, (cid, _) in enumerate(results, start=1):
+            scores[cid] = scores.get(cid, 0.0) + weight / (RRF_K + rank)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def _chunk(state: _CollectionState, ids: list[str]) -> dict[str, tuple[str, dict]]:
+    """Text and metadata per chunk id: from the snapshot, else (newer than it) from Chroma."""
+    snap = state.snapshot
+    found: dict[str, tuple[str, dict]] = {}
+    missing = []
+    for cid in ids:
+        pos = snap.position.get(cid) if snap is not None else None
+        if pos is None:
+            missing.append(cid)
+        else:
+            found[cid] = (snap.texts[pos], snap.metas[pos])
+    if missing:
+        got = state.col.get(ids=missing, include=["documents", "metadatas"])
+        for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"]):
+            found[cid] = (doc, meta)
+    return found
+
+
+def search(
+    query: str,
+    k: int = 5,
+    collection: str = "default",
+    *,
+    mode: str = "hybrid",
+    rerank: bool | None = None,
+    chroma_url: str | None = None,
+) -> list[Hit]:
+    """The `k` best passages for `query`. `mode`: hybrid (default), dense or bm25 (for comparison).
+    `rerank`: None = when TUNEPILOT_RERANKER names a cross-encoder folder."""
+    query = (query or "").strip()
+    if not query:
+        raise KnowledgeError("empty query: ask something, e.g. tunepilot search \"LoRA rank\"")
+    if mode not in MODES:
+        raise KnowledgeError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+    k = max(1, int(k))
+    state = _state(stores.check_collection_name(collection), chroma_url)
+    _refresh(state)
+
+    use_rerank = rerank if rerank is not None else bool(os.environ.get("TUNEPILOT_RERANKER"))
+    depth = max(CANDIDATES, k, RERANK_CANDIDATES if use_rerank else 0)
+    w_dense, w_bm25 = WEIGHTS[query_lang(query)]
+    if mode == "dense":
+        ranked = _dense(state, query, depth)
+    elif mode == "bm25":
+        ranked = _bm25(state, query, depth)
+    else:
+        ranked = _fuse([(_dense(state, query, depth), w_dense), (_bm25(state, query, depth), w_bm25)])
+
+    if use_rerank and ranked:
+        from knowledge.rerank import rerank as cross_rerank
+
+        pool = ranked[:RERANK_CANDIDATES]
+        chunks = _chunk(state, [cid for cid, _ in pool])
+        pool = [(cid, s) for cid, s in pool if cid in chunks]
+        passages = [heading_prefix(chunks[c][1].get("title", ""), chunks[c][1].get("heading", "")) + "\n" + chunks[c][0] for c, _ in pool]
+        ranked = cross_rerank(query, [cid for cid, _ in pool], passages)
+
+    top = ranked[:k]
+    chunks = _chunk(state, [cid for cid, _ in top])
+    hits: list[Hit] = []
+    for cid, score in top:
+        if cid not in chunks:  # deleted since the snapshot was built
+            continue
+        text, meta = chunks[cid]
+        hits.append(
+            Hit(
+                rank=len(hits) + 1,
+                score=score,
+                source=meta.get("source", ""),
+                heading=meta.get("heading") or meta.get("title", ""),
+                text=text,
+                lang=meta.get("lang", ""),
+                chunk_id=cid,
+                title=meta.get("title", ""),
+                page=meta.get("page") or None,
+            )
+        )
+    return hits
+
+
+def search_many(queries: list[str], k: int = 5, collection: str = "default", **kwargs) -> list[list[Hit]]:
+    """`search` for each query, sharing the loaded models and snapshot."""
+    return [search(q, k=k, collection=collection, **kwargs) for q in queries]
+
+
+def warm_up(collection: str = "default", chroma_url: str | None = None) -> None:
+    """Load the models and the index now (so the first real search is fast)."""
+    search("warm up", k=1, collection=collection, chroma_url=chroma_url)
