@@ -23,11 +23,12 @@ class LocalEngine(Engine):
     name = "local"
     uses_llm = True
 
-    def __init__(self, model: str | None = None, max_new_tokens: int = 200, **_ignored):
+    def __init__(self, model: str | None = None, max_new_tokens: int = 200, json_max_new_tokens: int = 256, **_ignored):
         from trainer.models import DEFAULT_MODEL
 
         self.model = model or DEFAULT_MODEL
         self.max_new_tokens = max_new_tokens
+        self.json_max_new_tokens = json_max_new_tokens
 
     def _generate(self, messages: list, max_new_tokens: int | None = None) -> str:
         from trainer import generation
@@ -49,7 +50,7 @@ class LocalEngine(Engine):
 
         fields = ", ".join(schema.model_fields)
         ask = HumanMessage(f"Reply with one JSON object with these keys (null when not stated): {fields}.")
-        text = self._generate(list(messages) + [ask], max_new_tokens=256)
+        text = self._generate(list(messages) + [ask], max_new_tokens=self.json_max_new_tokens)
         match = re.search(r"\{.*\}", text, flags=re.S)
         if match is None:
             raise ValueError("the local model did not reply with a JSON object")
