@@ -12,7 +12,7 @@ import streamlit as st
 
 from assistant.ui import background
 from assistant.ui.errors import shown_as_error
-from assistant.ui.eval_view import render_comparison, render_results, run_folders, scored_rows
+from assistant.ui.eval_view import render_comparison, render_results, run_folders, run_models, scored_rows
 from assistant.ui.availability import require
 from assistant.ui.i18n import t
 from assistant.ui.uploads import save_upload
@@ -24,7 +24,8 @@ NONE = "—"
 
 st.title(t("evals.title"))
 st.caption(t("evals.intro"))
-require('evals.datasets', 'evals.scorers', 'evals.spec', 'evals.runner')
+require('evals.datasets', 'evals.scorers', 'evals.spec', 'evals.runner', 'evals.compare')
+from evals.compare import compare
 from evals.datasets import load_dataset
 from evals.scorers import SCORERS
 from evals.spec import parse_spec
@@ -45,6 +46,24 @@ def dataset_from_upload():
     return None
 
 
+def model_choices() -> tuple[list[str], list[str]]:
+    """Every usable model id, and the pre-selected pair: the newest fine-tuned model and its base.
+
+    Base vs fine-tuned is the comparison people come here for; without a fine-tuned model the
+    built-in default is offered once it has been provisioned (converting it takes a while).
+    """
+    entries = models.list_models()
+    ids = [e.id for e in entries]
+    finetuned = sorted((e for e in entries if e.kind == "finetuned"), key=lambda e: e.created_at, reverse=True)
+    if finetuned:
+        newest = finetuned[0]
+        defaults = [newest.base_model, newest.id] if newest.base_model else [newest.id]
+    else:
+        defaults = [e.id for e in entries if e.kind == "builtin" and e.extra.get("provisioned")]
+    ids += [d for d in defaults if d not in ids]
+    return ids, defaults
+
+
 def run_form(dataset) -> None:
     st.caption(t("evals.loaded", rows=len(dataset.rows), columns=len(dataset.columns), encoding=dataset.encoding))
     st.dataframe(dataset.rows[:20], hide_index=True, width="stretch")
@@ -56,8 +75,8 @@ def run_form(dataset) -> None:
     expected_column = right.selectbox(t("evals.expected_column"), expected_options,
                                       index=expected_options.index(guess), key="evals.expected_column")
     template = st.text_input(t("evals.template"), key="evals.template", help=t("evals.template_help"))
-    model_ids = [m.id for m in models.list_models()]
-    chosen_models = st.multiselect(t("evals.models"), model_ids, default=model_ids[:1], key="evals.models",
+    model_ids, default_models = model_choices()
+    chosen_models = st.multiselect(t("evals.models"), model_ids, default=default_models, key="evals.models",
                                    accept_new_options=True, help=t("evals.models_help"))
     scorer_names = sorted(SCORERS)
     default_scorers = [s for s in ("exact", "rouge_l", "latency") if s in SCORERS] if expected_column != NONE else \
@@ -119,18 +138,21 @@ with run_tab:
             render_results(task.result)
 
 with compare_tab:
-    runs = run_folders()
-    if len(runs) < 2:
-        st.info(t("evals.compare_need_two"))
+    runs = [str(r) for r in run_folders()]
+    if not runs:
+        st.info(t("evals.compare_need_runs"))
     else:
-        names = [str(r) for r in runs]
         a_col, b_col = st.columns(2)
-        run_a = a_col.selectbox(t("evals.run_a"), names, index=1, format_func=lambda p: Path(p).name, key="evals.run_a")
-        run_b = b_col.selectbox(t("evals.run_b"), names, index=0, format_func=lambda p: Path(p).name, key="evals.run_b")
+        run_a = a_col.selectbox(t("evals.run_a"), runs, format_func=lambda p: Path(p).name, key="evals.run_a")
+        models_a = run_models(Path(run_a))
+        model_a = a_col.selectbox(t("evals.model_a"), models_a, key="evals.model_a")
+        run_b = b_col.selectbox(t("evals.run_b"), runs, format_func=lambda p: Path(p).name, key="evals.run_b")
+        models_b = run_models(Path(run_b))
+        # Within one run the natural pair is base (first) against the other model.
+        others = [m for m in models_b if not (run_b == run_a and m == model_a)] or models_b
+        model_b = b_col.selectbox(t("evals.model_b"), others, key="evals.model_b")
         if st.button(t("evals.compare"), key="evals.compare"):
-            from evals.compare import compare
-
             with shown_as_error():
-                st.session_state["evals.comparison"] = compare(run_a, run_b)
+                st.session_state["evals.comparison"] = compare(run_a, run_b, model_a=model_a, model_b=model_b)
         if st.session_state.get("evals.comparison"):
             render_comparison(st.session_state["evals.comparison"])

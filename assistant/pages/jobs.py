@@ -33,11 +33,11 @@ table = jobs_frame(all_jobs)
 st.dataframe(table, hide_index=True, width="stretch")
 
 ids = list(table["id"])
-status_of = dict(zip(table["id"], table["status"]))
+labels = {job_id: f"{job_id} · {t('status.' + status)}" for job_id, status in zip(table["id"], table["status"])}
 if st.session_state.get("jobs.selected") not in ids:
     st.session_state["jobs.selected"] = ids[0]
 selected = st.selectbox(t("jobs.select"), ids, key="jobs.selected",
-                        format_func=lambda i: f"{i} · {t('status.' + status_of[i])}")
+                        format_func=labels.get)
 
 
 def render_controls(job: dict) -> None:

@@ -10,6 +10,7 @@ from assistant.ui import background
 from assistant.ui.errors import shown_as_error
 from assistant.ui.availability import require
 from assistant.ui.i18n import t
+from assistant.ui.index_stats import collection_stats
 from assistant.ui.uploads import save_upload
 
 
@@ -17,10 +18,10 @@ st.title(t("knowledge.title"))
 st.caption(t("knowledge.intro"))
 require('knowledge.ingest', 'knowledge.retrieval')
 from knowledge.ingest import ingest
-from knowledge.retrieval import search
+from knowledge.retrieval import search, warm_up
 collection = st.text_input(t("knowledge.collection"), value="default", key="knowledge.collection")
 
-ingest_tab, search_tab = st.tabs([t("knowledge.ingest_tab"), t("knowledge.search_tab")])
+stats_tab, ingest_tab, search_tab = st.tabs([t("knowledge.stats_tab"), t("knowledge.ingest_tab"), t("knowledge.search_tab")])
 
 
 def start_ingest(paths: list[str]) -> None:
@@ -65,6 +66,23 @@ with ingest_tab:
         else:
             st.success(t("knowledge.ingested"), icon="📥")
             st.json(task.result, expanded=True)
+
+with stats_tab:
+    with shown_as_error():
+        stats = collection_stats(collection)
+        if stats is None:
+            st.info(t("knowledge.no_collection", name=collection))
+            if collection == "default" and st.button(t("knowledge.build_default"), key="knowledge.build"):
+                with st.spinner(t("knowledge.ingesting")):
+                    warm_up("default")
+                st.rerun()
+        else:
+            cols = st.columns(3)
+            cols[0].metric(t("knowledge.documents"), stats["documents"])
+            cols[1].metric(t("knowledge.chunks"), stats["chunks"])
+            cols[2].metric(t("knowledge.languages"), " · ".join(f"{k} {v}" for k, v in stats["languages"].items()) or "—")
+            st.caption(t("knowledge.location", path=stats["location"]))
+            st.dataframe(stats["largest"], hide_index=True, width="stretch")
 
 with search_tab:
     query = st.text_input(t("knowledge.query"), key="knowledge.query", placeholder=t("knowledge.query_placeholder"))

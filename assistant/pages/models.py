@@ -46,7 +46,7 @@ if entry and merged is None:
         from trainer.merge import merge
 
         with shown_as_error(), st.spinner(t("models.merging")):
-            outcome = merge(entry.extra.get("job_id") or entry.path)
+            outcome = merge(entry.id)
             st.session_state["models.merge_result"] = outcome
             st.rerun()
 if st.session_state.get("models.merge_result"):

@@ -13,7 +13,9 @@ def pick_engine() -> dict:
     """Sidebar widgets; returns {"name", "base_url", "model", "api_key", "local_model"} for this session."""
     with st.sidebar:
         st.markdown(f"**{t('engine.title')}**")
-        name = st.selectbox(t("engine.label"), ENGINES, format_func=lambda e: t(f"engine.{e}"), key="engine.name")
+        # Labels resolved now: a format_func must not depend on session state when it is called later.
+        labels = {engine: t(f"engine.{engine}") for engine in ENGINES}
+        name = st.selectbox(t("engine.label"), ENGINES, format_func=labels.get, key="engine.name")
         choice = {"name": name}
         if name == "openai":
             choice["base_url"] = st.text_input(t("engine.base_url"), key="engine.base_url", placeholder="https://api.openai.com/v1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -73,6 +74,34 @@ def run_folders() -> list[Path]:
     return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
+def run_models(run_dir: Path) -> list[str]:
+    """The models a finished run scored, in report order (base first, by convention)."""
+    from evals.runstore import SUMMARY_FILE
+
+    summary = json.loads((Path(run_dir) / SUMMARY_FILE).read_text(encoding="utf-8"))
+    return list(summary.get("models") or {})
+
+
+def comparison_frame(comparison: dict) -> pd.DataFrame:
+    """One row per scorer: A's mean, B's mean, the difference with its 95% interval, wins/losses/ties, verdict."""
+    rows = []
+    for name, s in (comparison.get("scorers") or {}).items():
+        ci = s.get("ci95")
+        rows.append({"scorer": name, "A": s["mean_a"], "B": s["mean_b"], "B - A": s["mean_diff"],
+                     "95% CI": f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "", "wins": s["wins"],
+                     "losses": s["losses"], "ties": s["ties"], "verdict": s["verdict"]})
+    return pd.DataFrame(rows)
+
+
 def render_comparison(comparison: dict) -> None:
-    """Whatever `evals.compare.compare` returns: the summary tables it holds, shown as tables."""
-    st.json(comparison, expanded=False)
+    """The result of `evals.compare.compare`: per-scorer verdicts, then the paired rows side by side."""
+    a, b = comparison["a"], comparison["b"]
+    st.markdown(t("evals.compare_pair", a=f"{Path(a['run_dir']).name} · {a['model']}", b=f"{Path(b['run_dir']).name} · {b['model']}",
+                  n=comparison.get("paired_rows", 0)))
+    st.dataframe(comparison_frame(comparison), hide_index=True, width="stretch")
+    for notice in comparison.get("notices") or []:
+        st.caption(f"ℹ️ {notice}")
+    rows = pd.DataFrame([{"row": r["row"], "input": r.get("input"), "expected": r.get("expected"),
+                          "A": r.get("output_a"), "B": r.get("output_b")} for r in comparison.get("rows") or []])
+    with st.expander(t("evals.rows")):
+        st.dataframe(rows, hide_index=True, width="stretch")
