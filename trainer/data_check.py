@@ -74,7 +74,7 @@ def _load_tokenizer(tokenizer):
 
 
 def _count(example: dict, tokenizer) -> tuple[int, int, int]:
-    """(tokens, assistant tokens, assistant tokens within the first max_len tokens is computed by caller)."""
+    """(tokens, assistant tokens, index of the first assistant token) for one example."""
     if tokenizer is not None:
         from trainer.sft_data import encode_example
 
@@ -186,8 +186,11 @@ def _check_eval(eval_path, fmt: str, train, report: DataReport) -> dict:
         ev = read_dataset(eval_path, fmt)
     except (DataError, FileNotFoundError) as exc:
         return {"path": str(eval_path), "n_examples": 0, "errors": [{"line": 0, "message": str(exc)}], "overlap": []}
-    train_keys = {_key(e): line for e, line in zip(train.examples, train.lines)}
-    train_prompts = {_prompt_key(e): line for e, line in zip(train.examples, train.lines)}
+    train_keys: dict[str, int] = {}
+    train_prompts: dict[str, int] = {}
+    for e, line in zip(train.examples, train.lines):  # the first occurrence names the line
+        train_keys.setdefault(_key(e), line)
+        train_prompts.setdefault(_prompt_key(e), line)
     overlap = []
     for e, line in zip(ev.examples, ev.lines):
         if _key(e) in train_keys:

@@ -54,7 +54,8 @@ def encode_messages(tokenizer, messages: list[dict]) -> tuple[list[int], list[in
         if m["role"] != "assistant":
             continue
         start = len(_ids(tokenizer, render_prompt(tokenizer, messages[:i], add_generation_prompt=True)))
-        end = len(_ids(tokenizer, render_prompt(tokenizer, messages[: i + 1], add_generation_prompt=False)))
+        # Whitespace the template puts after the end-of-turn marker is not part of the reply.
+        end = len(_ids(tokenizer, render_prompt(tokenizer, messages[: i + 1], add_generation_prompt=False).rstrip()))
         for t in range(min(start, len(ids)), min(end, len(ids))):
             mask[t] = 1
     if not has_chat_template(tokenizer) and tokenizer.eos_token_id is not None:
