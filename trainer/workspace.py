@@ -7,6 +7,7 @@ Other modules ask this one for their paths instead of building them, so the layo
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 
@@ -19,7 +20,8 @@ def home() -> Path:
     root = Path(os.environ.get("TUNEPILOT_HOME", ".tunepilot")).expanduser().resolve()
     try:
         root.mkdir(parents=True, exist_ok=True)
-        probe = root / ".write-probe"
+        # A per-process name: several processes (CLI, UI, job workers) probe the same folder at once.
+        probe = root / f".write-probe-{os.getpid()}-{threading.get_ident()}"
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
