@@ -86,36 +86,78 @@ class PeakRSS:
         self._thread.join()
 
 
-def _plain_loop(cfg, steps: int, device: str) -> None:
-    """forward/backward/AdamW on random tokens: the same work per step as the trainer, without its data code."""
+def plain_measure(case: dict) -> dict:
+    """forward/backward/AdamW on random tokens, the work of one trainer step without its data code.
+
+    Needs only torch, transformers and peft (no tunepilot imports), so it also runs on a bare GPU box.
+    `case`: model_dir (config.json, with or without weights), method (lora|full), batch, seq, steps,
+    dtype (the compute dtype), gradient_checkpointing, lora_r/alpha/dropout. Mirrors trainer.methods:
+    LoRA loads the base in the compute dtype without autocast; full loads float32 weights and runs
+    under autocast when the compute dtype is 16-bit.
+    """
     import torch
-    from transformers import AutoModelForCausalLM
+    import torch.nn.functional as F
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    from trainer.memory import compute_dtype
-    from trainer.models import resolve
-
-    path = resolve(cfg.model.base_model).base_path
-    dtype = getattr(torch, compute_dtype(cfg, device))
-    half = dtype != torch.float32
-    load_dtype = torch.float32 if cfg.method.type == "full" else dtype  # full: fp32 master weights
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=load_dtype).to(device)
-    if cfg.method.type == "lora":
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    compute = getattr(torch, case["dtype"])
+    full = case["method"] == "full"
+    load_dtype = torch.float32 if full else compute
+    autocast = full and compute != torch.float32
+    folder = Path(case["model_dir"])
+    if any(folder.glob("*.safetensors")):
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=load_dtype)
+    else:  # shape-only check: random weights of the same architecture use the same memory
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder), dtype=load_dtype)
+    model.to(device)
+    if case.get("gradient_checkpointing"):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    if not full:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=cfg.method.lora_r, lora_alpha=cfg.method.lora_alpha,
-                                                 lora_dropout=cfg.method.lora_dropout,
-                                                 target_modules=cfg.method.target_modules, task_type="CAUSAL_LM"))
+        model = get_peft_model(model, LoraConfig(r=case.get("lora_r", 16), lora_alpha=case.get("lora_alpha", 32),
+                                                 lora_dropout=case.get("lora_dropout", 0.05),
+                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.optimizer.learning_rate)
+    opt = torch.optim.AdamW(params, lr=1e-5)
     vocab = model.config.vocab_size
-    for _ in range(steps):
-        ids = torch.randint(4, vocab, (cfg.training.batch_size, cfg.dataset.max_seq_length), device=device)
-        with torch.autocast(device_type=device, dtype=dtype, enabled=half):
-            loss = model(input_ids=ids, labels=ids).loss
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(case.get("steps", 2)):
+        ids = torch.randint(4, vocab, (case["batch"], case["seq"]), device=device)
+        with torch.autocast(device_type=device, dtype=compute, enabled=autocast):
+            logits = model(input_ids=ids, use_cache=False).logits
+        # as trainer.loop: cross-entropy on float32 logits
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), ids.reshape(-1))
         loss.backward()
+        del logits, loss
         opt.step()
         opt.zero_grad(set_to_none=True)
+    peak = torch.cuda.max_memory_allocated() / 1024**3 if device == "cuda" else None
+    del model, opt, params
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return {**case, "device": device, "cuda_max_allocated_gb": peak}
+
+
+def grid(args) -> None:
+    """Measure every case of a JSON list in this process (GPU) and write the results."""
+    cases = json.loads(Path(args.grid).read_text())
+    results = []
+    for case in cases:
+        try:
+            results.append(plain_measure(case))
+        except Exception as exc:  # an OOM in one case must not lose the others
+            results.append({**case, "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+        print(json.dumps(results[-1]), flush=True)
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    Path(args.out).write_text(json.dumps(results, indent=2))
 
 
 def child(args) -> None:
@@ -143,7 +185,12 @@ def child(args) -> None:
 
             train(cfg, str(work / "out"))
         else:
-            _plain_loop(cfg, args.steps, device)
+            from trainer.memory import compute_dtype
+            from trainer.models import resolve
+
+            plain_measure({"model_dir": str(resolve(cfg.model.base_model).base_path), "method": args.method,
+                           "batch": args.batch, "seq": args.seq, "steps": args.steps,
+                           "dtype": compute_dtype(cfg, device)})
     result = {
         "runner": runner,
         "device": device,
@@ -181,6 +228,41 @@ def run_case(method: str, batch: int, args) -> dict:
     }
 
 
+def case_config(case: dict):
+    """The TrainConfig a plain-loop case corresponds to (for the estimate)."""
+    from trainer.presets import preset
+
+    cfg = preset(case["method"])
+    cfg.model.base_model = case.get("estimate_model", case["model_dir"])
+    cfg.model.dtype = case["dtype"]
+    cfg.training.batch_size = case["batch"]
+    cfg.training.gradient_checkpointing = bool(case.get("gradient_checkpointing"))
+    cfg.training.device = "cuda" if case.get("device") == "cuda" else "cpu"
+    cfg.dataset.max_seq_length = case["seq"]
+    return cfg
+
+
+def compare(path: str) -> None:
+    """Estimate vs measured for --grid results (GPU: max_memory_allocated vs the estimate less overhead)."""
+    from trainer.memory import estimate
+
+    print(f"{'model':14} {'method':6} {'batch':>5} {'seq':>5} {'gc':>3} {'estimate':>9} {'measured':>9} {'error':>7}")
+    errors = []
+    for case in json.loads(Path(path).read_text()):
+        name = case.get("estimate_model", Path(case["model_dir"]).name)
+        if case.get("error") or case.get("cuda_max_allocated_gb") is None:
+            print(f"{name:14} {case['method']:6} {case['batch']:>5} {case['seq']:>5}  FAILED {case.get('error', 'no GPU figure')}")
+            continue
+        est = estimate(case_config(case))
+        predicted = est.total_gb - est.breakdown["overhead"]
+        actual = case["cuda_max_allocated_gb"]
+        errors.append(100 * (predicted - actual) / actual)
+        print(f"{name:14} {case['method']:6} {case['batch']:>5} {case['seq']:>5} {'on' if case.get('gradient_checkpointing') else 'off':>3} "
+              f"{predicted:8.2f}G {actual:8.2f}G {errors[-1]:+6.1f}%")
+    if errors:
+        print(f"\nworst |error| {max(abs(e) for e in errors):.1f}% over {len(errors)} runs (target: within 15%)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -192,9 +274,18 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(f"{m}:{b}" for m, b in CASES),
                         help="comma-separated method:batch pairs")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--grid", help="JSON list of plain-loop cases to measure in one process (a GPU box)")
+    parser.add_argument("--out", default="grid-results.json", help="where --grid writes its results")
+    parser.add_argument("--compare", help="results of --grid: print them against the estimates")
     args = parser.parse_args()
     if args.child:
         child(args)
+        return
+    if args.grid:
+        grid(args)
+        return
+    if args.compare:
+        compare(args.compare)
         return
     rows = []
     for pair in args.cases.split(","):

@@ -12,6 +12,9 @@
   (two float32 moments), 8-bit AdamW 2, Lion 4 (one moment), 8-bit Lion 1, Adafactor ~0 (factored
   second moment: rows + columns), SGD 0. So full fine-tuning with AdamW costs 16 bytes per parameter
   in float32 and 18 with mixed precision, before activations (ZeRO paper, section 3.1).
+  Gradients and activations do not peak together (backward frees activations as gradients appear,
+  logits are gone before the optimizer step), so the estimate takes the larger of the two phases;
+  the `gradients` entry of the breakdown is the gradient memory that adds to that peak.
 - activations: what one decoder layer keeps per token for the backward pass (norm inputs/outputs,
   q/k/v, attention output, the gated MLP's three intermediate tensors, LoRA dropout copies), times
   layers, batch and length; with gradient checkpointing only each layer's input is kept plus one
@@ -29,7 +32,6 @@ which is how GPU memory is sized ("24 GB" RTX 4090 = 24 GiB).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from trainer.config import TrainConfig
@@ -41,7 +43,9 @@ GIB = 1024**3
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 NF4_BYTES = (4 + 0.127) / 8
 OPTIMIZER_BYTES = {"adamw": 8.0, "adamw_8bit": 2.0, "paged_adamw_8bit": 2.0, "lion": 4.0, "lion_8bit": 1.0, "sgd": 0.0}
-LOGIT_COPIES = 3  # float32 upcast, log-softmax saved for backward, its gradient
+# float32 upcast, log-softmax saved for backward, its gradient (plus the 16-bit logits themselves);
+# an H100 run with gradient checkpointing, where logits dominate, measured 3.0 float32 copies.
+LOGIT_COPIES = 3
 
 # Overheads. GPU: CUDA context (~0.5 GiB) plus allocator fragmentation. CPU: the RSS of a Python
 # process with torch + transformers + peft + trl imported and a model being trained, minus the model;
@@ -68,6 +72,7 @@ class MemoryEstimate:
     dims_source: str
     parameters: int
     trainable_parameters: int
+    bytes_per_parameter: float = 0.0  # weights + gradients + optimizer states, before activations
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -82,6 +87,7 @@ class MemoryEstimate:
             "model": self.model,
             "parameters": self.parameters,
             "trainable_parameters": self.trainable_parameters,
+            "bytes_per_parameter": self.bytes_per_parameter,
             "notes": self.notes,
         }
 
@@ -179,13 +185,27 @@ def _optimizer_bytes(cfg: TrainConfig, dims: ModelDims) -> float:
     return OPTIMIZER_BYTES[kind]
 
 
-def _activation_values_per_token_layer(cfg: TrainConfig, dims: ModelDims) -> float:
+def _activation_bytes_per_token_layer(cfg: TrainConfig, dims: ModelDims, act_bytes: int) -> float:
+    """Bytes one decoder layer keeps per token for the backward pass (no checkpointing).
+
+    Counted tensors: norm inputs/outputs and residuals, q/k/v before and after rotary embedding,
+    attention output, the gated MLP's gate/up/activation/product, and for LoRA with dropout one
+    dropped-out copy of each adapted module's input plus its 1-byte mask. The constant terms
+    (9h, 3q, 3kv, 4i) were fitted to H100 measurements of Qwen2.5-0.5B, Llama-3.2-1B and
+    Gemma-3-270M (bench/memory_estimate.py --grid): within 10% for all three.
+    """
     h, i, q, kv = dims.hidden_size, dims.intermediate_size, dims.q_dim, dims.kv_dim
-    values = 6 * h + 3 * q + 3 * kv + 4 * i
+    values = 9 * h + 3 * q + 3 * kv + 4 * i
+    if dims.family == "gemma":
+        # Gemma adds post-attention / pre- and post-feedforward norms, q/k norms, and a tanh-GELU
+        # whose backward keeps its intermediate.
+        values += 4 * h + q + kv + i
+    total = values * act_bytes
     if cfg.method.type in ("lora", "qlora") and cfg.method.lora_dropout > 0:
-        # peft applies dropout to each adapted module's input separately: one copy per module.
-        values += sum(a for a, _ in adapted_modules(cfg, dims).values())
-    return values
+        # peft applies dropout to each adapted module's input separately: a copy and a bool mask each.
+        inputs = sum(a for a, _ in adapted_modules(cfg, dims).values())
+        total += inputs * (act_bytes + 1)
+    return total
 
 
 def _breakdown(cfg: TrainConfig, dims: ModelDims, batch: int, device: str, dtype: str) -> dict[str, float]:
@@ -203,27 +223,47 @@ def _breakdown(cfg: TrainConfig, dims: ModelDims, batch: int, device: str, dtype
         parts["weights"] = (params - embeddings) * NF4_BYTES + embeddings * act_bytes
     elif method in ("full", "freeze"):
         frozen = params - trainable
-        # Trainable weights live in float32 (master copy); mixed precision adds a 16-bit working copy.
+        # Trainable weights live in float32 (master copy); under autocast the 16-bit copies of the
+        # weights are saved for the backward pass, another 2 bytes per trainable parameter.
         parts["weights"] = frozen * act_bytes + trainable * 4 + (trainable * 2 if half else 0)
     else:
         parts["weights"] = params * act_bytes
     # LoRA adapters are separate float32 tensors next to the frozen base.
     parts["trainable_weights"] = trainable * 4 if method in ("lora", "qlora") else 0.0
-    parts["gradients"] = trainable * 4
     parts["optimizer_states"] = trainable * _optimizer_bytes(cfg, dims)
 
     layers = dims.num_layers
     if method == "freeze":
         layers = min(max(cfg.method.freeze_trainable_layers, 0), dims.num_layers)
-    per_layer = _activation_values_per_token_layer(cfg, dims) * tokens * act_bytes
+    per_layer = _activation_bytes_per_token_layer(cfg, dims, act_bytes) * tokens
     if device != "cuda":
         # Without fused attention kernels the scores and their softmax are materialised (float32).
         per_layer += 2 * batch * dims.num_heads * seq * seq * 4
     if cfg.training.gradient_checkpointing:
-        parts["activations"] = layers * tokens * dims.hidden_size * act_bytes + per_layer
+        activations = layers * tokens * dims.hidden_size * act_bytes + per_layer
     else:
-        parts["activations"] = layers * per_layer
-    parts["logits"] = tokens * dims.vocab_size * (4 * LOGIT_COPIES + act_bytes)
+        activations = layers * per_layer
+    logits = tokens * dims.vocab_size * (4 * LOGIT_COPIES + (act_bytes if half else 0))
+
+    # Gradients (float32) and the optimizer step do not peak together with activations and logits:
+    # the backward pass frees activations layer by layer while gradients appear, and the logits are
+    # gone before the optimizer step. Peak = the larger of the two phases:
+    #   backward: activations + logits + the gradients that exist at its start (the output layer's)
+    #   step:     all gradients + the optimizer's temporary buffers (about one gradient's worth)
+    gradients = trainable * 4
+    if method in ("full", "freeze") and trainable > dims.embedding_params:
+        early = dims.embedding_params * 4 if method == "full" else 0
+    else:
+        early = gradients  # adapters: small, all alive during backward
+    # torch's AdamW on CUDA runs "foreach" over all tensors at once and holds one full-size temporary;
+    # bitsandbytes kernels, Adafactor and SGD update tensor by tensor, as does AdamW on CPU.
+    step_temp = gradients if (cfg.optimizer.type == "adamw" and device == "cuda") else 0
+    # The 16-bit working copies of autocast are saved for backward and freed before the step.
+    autocast_copies = trainable * 2 if (method in ("full", "freeze") and half) else 0
+    backward, step = activations + logits + early + autocast_copies, gradients + step_temp
+    parts["gradients"] = early + max(0.0, step - backward)
+    parts["activations"] = activations
+    parts["logits"] = logits
     live = sum(parts.values())
     base = GPU_OVERHEAD_GIB if device == "cuda" else CPU_OVERHEAD_GIB
     parts["overhead"] = base * GIB + ALLOCATOR_SLACK * live
@@ -232,6 +272,25 @@ def _breakdown(cfg: TrainConfig, dims: ModelDims, batch: int, device: str, dtype
 
 def _total(parts: dict[str, float]) -> float:
     return sum(parts.values()) / GIB
+
+
+def _state_bytes(parts: dict[str, float], cfg: TrainConfig, dims: ModelDims) -> float:
+    """Weights, adapter weights, all gradients and optimizer states: the per-parameter cost before activations."""
+    return parts["weights"] + parts["trainable_weights"] + parts["optimizer_states"] + 4 * trainable_parameters(cfg, dims)
+
+
+def _largest_batch(fits, limit: int = 4096) -> int:
+    """The largest batch size in [0, limit] for which `fits(batch)` holds (memory grows with batch)."""
+    if not fits(1):
+        return 0
+    low, high = 1, 2
+    while high <= limit and fits(high):
+        low, high = high, high * 2
+    high = min(high, limit + 1)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid)
+    return low
 
 
 def estimate(cfg: TrainConfig, env=None) -> MemoryEstimate:
@@ -246,11 +305,7 @@ def estimate(cfg: TrainConfig, env=None) -> MemoryEstimate:
 
     max_batch = 0
     if memory is not None:
-        one = _total(_breakdown(cfg, dims, 1, device, dtype))
-        two = _total(_breakdown(cfg, dims, 2, device, dtype))
-        per_example = max(two - one, 1e-9)
-        if one <= memory:
-            max_batch = min(1 + int(math.floor((memory - one) / per_example)), 4096)
+        max_batch = _largest_batch(lambda b: _total(_breakdown(cfg, dims, b, device, dtype)) <= memory)
 
     notes = []
     if dims.source == "built-in table":
@@ -268,5 +323,6 @@ def estimate(cfg: TrainConfig, env=None) -> MemoryEstimate:
         dims_source=dims.source,
         parameters=dims.total_params,
         trainable_parameters=trainable_parameters(cfg, dims),
+        bytes_per_parameter=round(_state_bytes(parts, cfg, dims) / dims.total_params, 2),
         notes=notes,
     )

@@ -35,6 +35,7 @@ class ModelDims:
     needs_remote_code: bool = False
     params: int | None = None
     source: str = "built-in table"
+    family: str = ""
 
     @property
     def head_size(self) -> int:
@@ -75,7 +76,13 @@ class ModelDims:
 
 def _d(name, h, i, layers, heads, kv, vocab, *, head_dim=None, tie=False, max_pos=4096, remote=False) -> ModelDims:
     return ModelDims(name, h, i, layers, heads, kv, vocab, head_dim=head_dim, tie_embeddings=tie,
-                     max_position_embeddings=max_pos, needs_remote_code=remote)
+                     max_position_embeddings=max_pos, needs_remote_code=remote, family=family_of(name))
+
+
+def family_of(name_or_type: str) -> str:
+    """A coarse architecture family for the estimator's per-family activation terms."""
+    text = name_or_type.lower()
+    return "gemma" if "gemma" in text else ""
 
 
 # (family, size) -> dims. Sizes are the tokens found in model names ("7b", "270m").
@@ -161,12 +168,19 @@ def dims_from_config(config: dict, name: str = "", params: int | None = None, so
         num_kv_heads=int(get("num_key_value_heads", "multi_query_group_num", default=heads)),
         vocab_size=int(get("vocab_size", "padded_vocab_size")),
         head_dim=get("head_dim", "kv_channels"),
-        tie_embeddings=bool(config.get("tie_word_embeddings", cfg.get("tie_word_embeddings", False))),
+        tie_embeddings=bool(config.get("tie_word_embeddings", cfg.get("tie_word_embeddings", _tie_default(config)))),
         max_position_embeddings=int(get("max_position_embeddings", "seq_length", "n_positions", default=4096)),
         needs_remote_code=bool(config.get("auto_map")),
         params=params,
         source=source,
+        family=family_of(str((config.get("text_config") or config).get("model_type") or config.get("model_type") or "")),
     )
+
+
+def _tie_default(config: dict) -> bool:
+    # transformers' PretrainedConfig ties by default; Llama-, Qwen2- and Mistral-style configs untie.
+    model_type = str((config.get("text_config") or config).get("model_type") or config.get("model_type") or "")
+    return not any(model_type.startswith(t) for t in ("llama", "qwen", "mistral", "mixtral", "chatglm", "baichuan"))
 
 
 def safetensors_param_count(folder: Path) -> int | None:

@@ -142,7 +142,7 @@ def explain(cfg: TrainConfig, n_examples: int | None = None) -> list[dict]:
         "adamw": "AdamW is the default and works everywhere; it keeps two float32 moments (8 bytes per trainable parameter).",
         "adamw_8bit": "8-bit AdamW stores the moments in 8 bits: 2 bytes per trainable parameter instead of 8 (CUDA + bitsandbytes).",
         "paged_adamw_8bit": "Paged 8-bit AdamW: 8-bit moments that can spill to CPU memory on spikes (CUDA + bitsandbytes).",
-        "lion": "Lion keeps one moment (4 bytes per parameter) and needs a smaller learning rate than AdamW.",
+        "lion": "Lion keeps one moment (4 bytes per parameter) and needs a smaller learning rate than AdamW (bitsandbytes' implementation: CUDA only).",
         "lion_8bit": "8-bit Lion: one 8-bit moment per parameter (CUDA + bitsandbytes).",
         "adafactor": "Adafactor factors the second moment into row and column statistics: almost no optimizer memory.",
         "sgd": "Plain SGD keeps no state; it needs careful learning-rate tuning for transformers.",

@@ -22,7 +22,9 @@ from typing import Any, Callable
 
 from trainer.config import LORA_KEYS, TrainConfig
 
-BNB_OPTIMIZERS = {"adamw_8bit": "adamw", "paged_adamw_8bit": "adamw", "lion_8bit": "lion"}
+# Optimizers that come from bitsandbytes (CUDA kernels) -> what to use without it. Lion is bitsandbytes'
+# implementation too (transformers' "lion_32bit"), so its CPU alternative is AdamW.
+BNB_OPTIMIZERS = {"adamw_8bit": "adamw", "paged_adamw_8bit": "adamw", "lion": "adamw", "lion_8bit": "adamw"}
 # Typical AdamW peak learning rates by method (hyperparameters.md, "Learning rate").
 TYPICAL_ADAMW_LR = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5, "freeze": 5e-5}
 
