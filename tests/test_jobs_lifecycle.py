@@ -1,0 +1,146 @@
+"""Jobs through the real background worker process: succeed, queue, cancel, kill -9, resume, CLI JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import psutil
+import pytest
+from typer.testing import CliRunner
+
+from trainer import jobs
+from trainer.config import TrainConfig
+
+ROWS = [{"messages": [{"role": "user", "content": f"Question {i}: hello"},
+                      {"role": "assistant", "content": "The answer is yes. " * (1 + i % 3)}]} for i in range(8)]
+TIMEOUT = 400
+
+
+def make_cfg(tmp_path, model_dir, rows=ROWS, **training) -> TrainConfig:
+    data = tmp_path / f"train-{len(rows)}.jsonl"
+    data.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows), encoding="utf-8")
+    return TrainConfig.model_validate({
+        "model": {"base_model": str(model_dir), "dtype": "float32"},
+        "dataset": {"path": str(data), "max_seq_length": 48},
+        "training": {"epochs": 1, "batch_size": 4, **training},
+        "optimizer": {"learning_rate": 1e-3},
+        "saving": {"save_every_n_steps": 2},
+    })
+
+
+def wait_until(predicate, timeout=TIMEOUT, poll=0.3):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError("timed out waiting")
+
+
+def worker_pids(job_id: str) -> list[int]:
+    """Find the worker the way an operator would: by the job id on its command line."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if "trainer.worker" in cmd and job_id in cmd:
+            found.append(proc.info["pid"])
+    return found
+
+
+def test_jobs_succeed_in_order_and_models_are_usable(tmp_path, tiny_model_dir):
+    first = jobs.create_job(make_cfg(tmp_path, tiny_model_dir), suffix="one")
+    second = jobs.create_job(make_cfg(tmp_path, tiny_model_dir), suffix="two")
+    assert first["id"].startswith("ftjob-") and first["object"] == "fine_tuning.job"
+    assert first["status"] == "running" and second["status"] == "queued"  # one job at a time
+    done = jobs.wait_for_job(second["id"], timeout=TIMEOUT)
+    assert done["status"] == "succeeded", done
+    first = jobs.get_job(first["id"])
+    assert first["status"] == "succeeded" and first["finished_at"] <= done["finished_at"]
+    assert first["fine_tuned_model"] == f"ft:{tiny_model_dir.name}:one:{first['id']}"
+    assert first["trained_tokens"] > 0 and first["error"] is None
+    assert first["hyperparameters"]["n_epochs"] == 1 and first["hyperparameters"]["batch_size"] == 4
+
+    events = jobs.job_events(first["id"])
+    kinds = {e["type"] for e in events}
+    assert {"message", "metrics"} <= kinds
+    metrics = [e for e in events if e["type"] == "metrics"]
+    assert set(metrics[0]) == {"id", "created_at", "level", "message", "type", "data"}
+    assert {"step", "epoch", "loss", "learning_rate", "tokens_per_second", "peak_memory_mb"} <= set(metrics[0]["data"])
+    later = jobs.job_events(first["id"], after=events[2]["id"])
+    assert later == events[3:]
+
+    from trainer.generation import build_messages, generate, load
+
+    loaded = load(first["fine_tuned_model"])
+    assert isinstance(generate(loaded, [build_messages("hello")], max_new_tokens=4)[0], str)
+
+    from assistant.cli import app
+
+    runner = CliRunner()
+    listed = json.loads(runner.invoke(app, ["jobs", "list", "--json"]).stdout)
+    assert [j["id"] for j in listed["data"]] == [second["id"], first["id"]]
+    got = json.loads(runner.invoke(app, ["jobs", "get", first["id"], "--json"]).stdout)
+    assert got["status"] == "succeeded" and got["output_dir"] == first["output_dir"]
+    evs = json.loads(runner.invoke(app, ["jobs", "events", first["id"], "--json"]).stdout)
+    assert len(evs["data"]) == len(events)
+    result = runner.invoke(app, ["jobs", "cancel", first["id"], "--json"])
+    assert result.exit_code == 2 and "already succeeded" in result.stderr
+    with pytest.raises(jobs.JobStateError):
+        jobs.resume_job(first["id"])
+
+
+def test_cancel_saves_checkpoint_then_resume_finishes(tmp_path, tiny_model_dir):
+    job = jobs.create_job(make_cfg(tmp_path, tiny_model_dir, max_steps=400, batch_size=1))
+    wait_until(lambda: any(e["type"] == "metrics" for e in jobs.job_events(job["id"])))
+    cancelled = jobs.cancel_job(job["id"], wait=TIMEOUT)
+    assert cancelled["status"] == "cancelled"
+    assert any(p.name.startswith("checkpoint-") for p in os.scandir(job["output_dir"]))
+    steps = [e["data"]["step"] for e in jobs.job_events(job["id"]) if e["type"] == "metrics"]
+    assert steps and max(steps) < 400
+
+
+def test_kill_9_marks_failed_and_resume_continues_from_checkpoint(tmp_path, tiny_model_dir):
+    job = jobs.create_job(make_cfg(tmp_path, tiny_model_dir, max_steps=12, batch_size=1))
+    [pid] = wait_until(lambda: worker_pids(job["id"]))
+    wait_until(lambda: os.path.isdir(os.path.join(job["output_dir"], "checkpoint-2")))
+    os.kill(pid, signal.SIGKILL)
+    failed = wait_until(lambda: (j := jobs.get_job(job["id"]))["status"] == "failed" and j)
+    assert failed["error"]["code"] == "worker_exited" and "jobs resume" in failed["error"]["message"]
+
+    resumed = jobs.resume_job(job["id"])
+    assert resumed["status"] == "running" and resumed["error"] is None
+    done = jobs.wait_for_job(job["id"], timeout=TIMEOUT)
+    assert done["status"] == "succeeded", done
+    messages = [e["message"] for e in jobs.job_events(job["id"])]
+    assert any(m.startswith("Resuming from checkpoint-") for m in messages)
+    last_steps = [e["data"]["step"] for e in jobs.job_events(job["id"]) if e["type"] == "metrics"]
+    assert last_steps[-1] == 12
+
+
+def test_bad_rows_fail_validation_unless_skipped(tmp_path, tiny_model_dir):
+    rows = ROWS + ["{broken json"]
+    with pytest.raises(jobs.JobError, match="line 9"):
+        jobs.create_job(make_cfg(tmp_path, tiny_model_dir, rows=rows))
+    [failed] = jobs.list_jobs()
+    assert failed["status"] == "failed" and failed["error"]["code"] == "invalid_training_file"
+    with pytest.raises(jobs.JobStateError, match="never started"):
+        jobs.resume_job(failed["id"])
+    job = jobs.create_job(make_cfg(tmp_path, tiny_model_dir, rows=rows), skip_bad_rows=True)
+    assert job["status"] in ("queued", "running")
+    done = jobs.wait_for_job(job["id"], timeout=TIMEOUT)
+    assert done["status"] == "succeeded"
+    card = json.load(open(os.path.join(done["output_dir"], "job_card.json"), encoding="utf-8"))
+    assert card["data"]["skipped_rows"] == [{"line": 9, "message": card["data"]["skipped_rows"][0]["message"]}]
+
+
+def test_missing_model_path_is_refused(tmp_path):
+    # Refused before any job exists (by the launch rules when present, else by the pre-flight check).
+    with pytest.raises(jobs.JobError, match="missing-model"):
+        jobs.create_job(make_cfg(tmp_path, tmp_path / "missing-model"))
+    assert not [j for j in jobs.list_jobs() if j["status"] != "failed"]
+    with pytest.raises(jobs.JobError, match="No job"):
+        jobs.get_job("ftjob-nope")
