@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
-from assistant.citations import guard, renumber
+from assistant.citations import Embed, cosine, guard, renumber
 from assistant.cli_common import UserError
 from assistant.condense import condense
 from assistant.engines import EngineUnavailable, Passage, get_engine
@@ -36,6 +36,9 @@ MAX_QUESTION_CHARS = 1000
 RETRIEVE_K = 8
 CONTEXT_PASSAGES = 4
 COVERAGE_THRESHOLD = 0.5
+# MiniLM cosine between a question and its best passage: off-topic questions measured 0.15-0.24 on
+# the shipped corpus, in-domain ones 0.25-0.70 (bench/assistant.py prints the figures).
+SEMANTIC_FLOOR = 0.2
 
 Retriever = Callable[..., list]
 
@@ -124,6 +127,13 @@ def _hit_field(hit, name: str, default=None):
     return getattr(hit, name, default)
 
 
+def default_embed(texts):
+    """The knowledge index's embedder (already loaded by the search), as `texts -> vectors`."""
+    from knowledge.embeddings import get_embedder
+
+    return get_embedder().embed(list(texts))
+
+
 def default_search(query: str, k: int = RETRIEVE_K, collection: str = "default") -> list:
     """The product's retriever: hybrid search over the knowledge index."""
     from knowledge.retrieval import search
@@ -147,12 +157,26 @@ def retrieve(query: str, lang: str, collection: str = "default", retriever: Retr
     return passages
 
 
-def is_covered(question: str, passages: list[Passage]) -> bool:
-    """Do the passages carry most of the question's content (weighted term coverage)?"""
+def is_covered(question: str, passages: list[Passage], lang: str = "en", embed: Embed | None = None) -> bool:
+    """Do the passages carry the question's content?
+
+    Lexical: most of the question's (weighted) content terms occur in the passages. Semantic, for
+    English questions when an embedder is given: the closest passage is not far off in meaning
+    either, which catches a question that merely shares words with the docs ("What is the capital
+    of France?" vs. a metrics page whose example answer is "Paris"). MiniLM is an English model,
+    so Chinese questions rely on the lexical test alone.
+    """
     terms = content_terms(question)
     if not terms or not passages:
         return False
-    return coverage(terms, "\n".join(p.text for p in passages)) >= COVERAGE_THRESHOLD
+    if coverage(terms, "\n".join(p.text for p in passages)) < COVERAGE_THRESHOLD:
+        return False
+    if embed is not None and lang == "en":
+        vectors = [list(map(float, v)) for v in embed([question] + [p.text for p in passages])]
+        best = max(cosine(vectors[0], v) for v in vectors[1:])
+        if best < SEMANTIC_FLOOR:
+            return False
+    return True
 
 
 def _nearest(passages: list[Passage]) -> list[dict]:
@@ -211,7 +235,7 @@ def _open_engine(name: str, options: dict, lang: str, notices: list[str]):
 
 def stream_answer(question: str, engine: str = "extractive", history: list[dict] | None = None,
                   collection: str = "default", retriever: Retriever | None = None,
-                  **engine_options) -> Iterator[str | Answer]:
+                  embed: Embed | None = None, **engine_options) -> Iterator[str | Answer]:
     """Yield answer text pieces as they are produced, then the final `Answer`."""
     notices: list[str] = []
     q = check_question(question, notices)
@@ -221,7 +245,9 @@ def stream_answer(question: str, engine: str = "extractive", history: list[dict]
         yield f"> {notice}\n\n"
     standalone = condense(q, history, engine=eng)
     passages = retrieve(standalone, lang, collection=collection, retriever=retriever)
-    if not is_covered(standalone, passages):
+    if embed is None and retriever is None:
+        embed = default_embed  # the product path: the same embedder the index uses
+    if not is_covered(standalone, passages, lang, embed):
         final = not_covered_answer(lang, passages, eng.name, standalone, notices)
         yield final.answer
         yield final
@@ -244,11 +270,12 @@ def stream_answer(question: str, engine: str = "extractive", history: list[dict]
 
 
 def answer(question: str, engine: str = "extractive", history: list[dict] | None = None,
-           collection: str = "default", retriever: Retriever | None = None, **engine_options) -> Answer:
+           collection: str = "default", retriever: Retriever | None = None, embed: Embed | None = None,
+           **engine_options) -> Answer:
     """Answer `question` from the documentation index with checked citations (see the module docstring)."""
     final = None
     for item in stream_answer(question, engine=engine, history=history, collection=collection,
-                              retriever=retriever, **engine_options):
+                              retriever=retriever, embed=embed, **engine_options):
         if isinstance(item, Answer):
             final = item
     return final

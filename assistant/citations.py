@@ -66,7 +66,7 @@ def judgeable(sentence: str) -> bool:
     return len(words) + len(grams) >= MIN_UNITS_TO_JUDGE
 
 
-def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     dot = sum(x * y for x, y in zip(a, b))
     na = math.sqrt(sum(x * x for x in a))
     nb = math.sqrt(sum(y * y for y in b))
@@ -79,7 +79,7 @@ def support(sentence: str, chunk_text: str, embed: Embed | None = None) -> float
     if embed is not None and score < SUPPORT_THRESHOLD:
         a, b = embed([strip_markers(sentence), chunk_text])
         # MiniLM cosine for a sentence vs. its source passage sits around 0.6-0.8; 0.75 maps to 0.5.
-        score = max(score, _cosine(a, b) * (SUPPORT_THRESHOLD / 0.75))
+        score = max(score, cosine(a, b) * (SUPPORT_THRESHOLD / 0.75))
     return min(score, 1.0)
 
 

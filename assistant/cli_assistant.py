@@ -20,13 +20,11 @@ def _engine_options(model: Optional[str]) -> dict:
     return {"model": model} if model else {}
 
 
-def _knowledge_errors():
-    """The knowledge part's user-facing errors (unknown collection, empty index), where it defines them."""
-    try:
-        from knowledge import retrieval
-    except ImportError:
-        return ()
-    return tuple(getattr(retrieval, name) for name in ("RetrievalError", "KnowledgeError") if hasattr(retrieval, name))
+def _knowledge_errors() -> tuple[type[BaseException], ...]:
+    """The knowledge part's user-facing error (unknown collection, unreachable server)."""
+    from knowledge import KnowledgeError
+
+    return (KnowledgeError,)
 
 
 def _run_answer(question: str, engine: str, model: Optional[str], collection: str, history=None):

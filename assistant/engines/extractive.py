@@ -23,6 +23,7 @@ INJECTION = re.compile(
 )
 
 MAX_SENTENCES = 4
+ANAPHORA = re.compile(r"^(this|that|these|those|it|they|such|on those|in that case|here|then|also|both|这|那|它|此|该|上述|同样)", re.I)
 RELATIVE_FLOOR = 0.5
 MAX_CHARS = {"en": 700, "zh": 320}
 MIN_CHARS = {"en": 25, "zh": 8}
@@ -98,6 +99,13 @@ class ExtractiveEngine(Engine):
                     score = 0.8 * score + 0.2 * (len(q_grams & grams) / len(q_grams))
                 if score <= 0:
                     continue
+                # A passage whose heading names the question's subject is about it, not just mentioning it.
+                score += 0.1 * coverage(q_terms, passage.heading)
+                # "QLoRA trains ..." defines; "On those machines ..." needs a sentence we did not quote.
+                if _is_latin_start(sentence, q_terms):
+                    score += 0.05
+                if ANAPHORA.match(sentence):
+                    score -= 0.15
                 # Earlier passages and earlier sentences (definitions come first) win ties.
                 score += 0.05 / (1 + p_index) + 0.02 / (1 + position)
                 candidates.append((score, p_index, position, passage, sentence))
@@ -109,7 +117,7 @@ class ExtractiveEngine(Engine):
         chosen, seen_grams, used_chars = [], [], 0
         for score, p_index, position, passage, sentence in candidates:
             grams = char_bigrams(sentence) | set(sentence.lower().split())
-            if any(len(grams & g) / max(1, len(grams | g)) > 0.7 for g in seen_grams):
+            if any(len(grams & g) / max(1, min(len(grams), len(g))) > 0.6 for g in seen_grams):
                 continue  # near-duplicate (the same fact in two chunks)
             if chosen and used_chars + len(sentence) > MAX_CHARS.get(lang, 700):
                 continue
@@ -131,6 +139,11 @@ class ExtractiveEngine(Engine):
             yield (separator if i else "") + cite_sentence(sentence, passage.n)
 
 
+def _is_latin_start(sentence: str, q_terms: list[str]) -> bool:
+    first = content_terms(sentence[:40])[:2]
+    return any(t in q_terms for t in first)
+
+
 def _lang_of(passage: Passage) -> str:
     return passage.lang if passage.lang in ("zh", "en") else detect_lang(passage.text)
 
@@ -138,6 +151,11 @@ def _lang_of(passage: Passage) -> str:
 def cite_sentence(sentence: str, n: int) -> str:
     """Append `[n]` before the sentence's closing punctuation (adding a full stop when it has none)."""
     s = sentence.rstrip()
+    # A clause cut at a semicolon stands alone in the answer, so it ends like a sentence.
+    if s.endswith(("；", "：")):
+        s = s[:-1] + "。"
+    elif s.endswith((";", ":")):
+        s = s[:-1] + "."
     if s and s[-1] in "。！？；":
         return f"{s[:-1]}[{n}]{s[-1]}"
     if s and s[-1] in ".!?":
