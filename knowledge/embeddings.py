@@ -61,10 +61,41 @@ class SentenceTransformerEmbedder:
         self.name = f"{name}-{self.dim}"
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        if len(texts) <= QUERY_BATCH:
+            return _query_pool().submit(self._encode, texts).result()
+        return self._encode(texts)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(
             texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+# Queries (a handful of short texts) are embedded on threads limited to one torch thread each:
+# splitting such tiny matrix products across cores costs more in synchronisation than it saves,
+# and on a busy machine spinning worker threads make a 10 ms query take a second. The limit is
+# per thread, so batch embedding during ingest (and everything else) keeps all cores.
+QUERY_BATCH = 8
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _single_threaded() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _query_pool():
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            workers = max(1, min(4, (os.cpu_count() or 2) // 2))
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="tp-query-embed", initializer=_single_threaded)
+        return _pool
 
 
 def _device() -> str:

@@ -182,12 +182,9 @@ _stores_lock = threading.Lock()
 def get_store(url: str | None = None) -> Store:
     """The process-wide Store for a server URL, or for the current workspace's local index."""
     url = chroma_url(url)
-    if url:
-        key = url
-    else:
-        from trainer.workspace import index_dir
-
-        key = str(index_dir())  # tests (and users) switch TUNEPILOT_HOME within one process
+    # Keyed on the workspace setting, not index_dir() (which probes the disk): tests and users
+    # switch TUNEPILOT_HOME within one process, and this runs on every search.
+    key = url or f"{os.environ.get('TUNEPILOT_HOME', '')}\0{os.getcwd()}"
     with _stores_lock:
         if key not in _stores:
             _stores[key] = Store(url)
