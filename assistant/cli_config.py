@@ -234,6 +234,7 @@ def diffusion_init(
     base: str = typer.Option("sdxl", "--base", help="sd15, sd2, sdxl or flux."),
     image_dir: str = typer.Option("", "--images", help="Folder of training images with captions."),
     model: str = typer.Option("", "--model", help="Base checkpoint (.safetensors) or diffusers folder."),
+    gpu: Optional[str] = typer.Option(None, "--gpu", help='The GPU that will train, e.g. "RTX 4090" (checks bf16 and 8-bit optimizers against it).'),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the tunepilot diffusion config here (.toml/.yaml); else print TOML."),
 ) -> None:
     """Start a diffusion LoRA config with common values for the model family."""
@@ -243,6 +244,7 @@ def diffusion_init(
         if base not in NATIVE_RESOLUTION:
             fail(f"unknown base {base!r}; choose one of: {', '.join(NATIVE_RESOLUTION)}")
         cfg = diffusion_preset(base, image_dir=image_dir, pretrained_model=model)
+        cfg.hardware.gpu = gpu
         import tomli_w
         import yaml
 
