@@ -135,7 +135,8 @@ _MAXLEN_TOKENS = re.compile(r"(?<![\w.])(\d+)\s*(k)?\s*(?:个\s*)?tokens?(?![a-z
 _DATA_EXT = r"(?:jsonl|json|csv|tsv|parquet|txt)"
 _PATH_TOKEN = re.compile(rf"(?<![\w/.~-])((?:~|\.{{1,2}})?/?(?:[\w.\-\u4e00-\u9fff]+/)*[\w.\-\u4e00-\u9fff]*?[\w\-]\.{_DATA_EXT})(?![\w])", re.I)
 _DIR_TOKEN = re.compile(r"(?<![\w/.~:-])((?:~|\.{1,2})?/(?:[\w.\-]+/?)+|(?:\.{1,2}/)(?:[\w.\-]+/?)+)")
-_EVAL_CONTEXT = re.compile(r"(eval(?:uation)?|validation|valid|dev|test|验证集?|评测集?|测试集?|评估集?)\W{0,12}$", re.I)
+_EVAL_CONTEXT = re.compile(r"(eval(?:uate)?(?:uation)?|validat(?:e|ion)|valid|dev|test|验证集?|评测集?|测试集?|评估集?)"
+                           r"\W{0,3}(?:(?:on|with|using|at|set|file|用|在|是|为)\W{0,3})?$", re.I)
 _OUTPUT_CONTEXT = re.compile(r"(save|saving|output|write|store|out[\s_-]*dir|保存|输出|存到|存放|写到)\W{0,12}(?:\w{0,8}\W{0,3})?$", re.I)
 _DATA_CONTEXT = re.compile(r"(data|dataset|数据集?|语料|eval(?:uation)?|validation|验证集?|测试集?)\W{0,12}(?:\w{0,6}\W{0,3})?$", re.I)
 _FT_ID = re.compile(r"(?<![\w])(ft:[\w.\-]+(?::[\w.\-]+)+)")
@@ -284,9 +285,7 @@ def _find_paths(text: str, slots: Slots) -> None:
     for m in _PATH_TOKEN.finditer(text):
         path = m.group(1)
         before = text[max(0, m.start() - 30): m.start()]
-        if _EVAL_CONTEXT.search(before) and "dataset_path" in slots.values:
-            slots.set("eval_path", path, before[-12:] + path)
-        elif _EVAL_CONTEXT.search(before) and re.search(r"(eval|validation|验证|评测|测试|评估)", before[-14:], re.I):
+        if _EVAL_CONTEXT.search(before):
             slots.set("eval_path", path, before[-12:] + path)
         else:
             slots.set("dataset_path", path, path)
