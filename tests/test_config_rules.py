@@ -211,3 +211,27 @@ def test_docs_have_front_matter_and_matching_sections(topic):
     en = re.findall(r"^(##|###) ", (DOCS / "en" / f"{topic}.md").read_text(encoding="utf-8"), re.M)
     zh = re.findall(r"^(##|###) ", (DOCS / "zh" / f"{topic}.md").read_text(encoding="utf-8"), re.M)
     assert en == zh  # same sections in the same order
+
+
+def test_output_folder_semantics_match_the_trainer(tmp_path):
+    cfg = cfg_from(dataset={"path": _chat_file(tmp_path)}, saving={"output_dir": str(tmp_path / "run")})
+    run = tmp_path / "run"
+    (run / "checkpoint-10").mkdir(parents=True)
+    (run / "worker.log").write_text("log")
+    ids = lambda **kw: {f.rule_id for f in validate(cfg, for_launch=True, env=GPU_BOX, **kw).errors}  # noqa: E731
+    assert "output-dir-not-empty" not in ids()  # an interrupted run resumes
+    (run / "job_card.json").write_text("{}")
+    assert "output-dir-not-empty" in ids()  # a finished run would be overwritten
+    assert "output-dir-not-empty" not in ids(overwrite=True)
+
+
+def test_dataset_format_detection_reads_gbk_and_csv(tmp_path):
+    from trainer.rules import detect_format
+
+    gbk = tmp_path / "zh.jsonl"
+    gbk.write_bytes((json.dumps({"instruction": "你好", "output": "您好"}, ensure_ascii=False) + "\n").encode("gb18030"))
+    assert detect_format(gbk) == "alpaca"
+    table = tmp_path / "pc.csv"
+    table.write_text("prompt,completion\nhi,hello\n")
+    assert detect_format(table) == "prompt_completion"
+    assert detect_format(tmp_path / "missing.jsonl") is None

@@ -108,10 +108,11 @@ class ValidationReport:
 class Context:
     """What the checks see: the config, the target environment, and lazily the model and estimate."""
 
-    def __init__(self, cfg: TrainConfig, env: Environment, for_launch: bool):
+    def __init__(self, cfg: TrainConfig, env: Environment, for_launch: bool, overwrite: bool = False):
         self.cfg = cfg
         self.env = env
         self.for_launch = for_launch
+        self.overwrite = overwrite
 
     @cached_property
     def dims(self):
@@ -125,8 +126,8 @@ class Context:
 
         try:
             return estimate(self.cfg, env=self.env)
-        except EstimateError:
-            return None
+        except (EstimateError, ValueError, ZeroDivisionError, OverflowError):
+            return None  # no estimate, no memory findings; model-dims-unknown says why
 
     @property
     def device(self) -> str:
@@ -277,16 +278,33 @@ def _eval_missing(ctx: Context):
     return None
 
 
-def detect_format(path: str | Path, max_rows: int = 5) -> str | None:
-    """The row format of a JSON/JSONL/CSV file from its first rows, or None when none is recognised."""
+def detect_format(path: str | Path, max_rows: int = 50) -> str | None:
+    """The row format of a JSON/JSONL/CSV file from its first rows, or None when none is recognised.
+
+    Uses the trainer's own reader (encodings, JSON vs JSON Lines, majority vote) when it is there, so
+    this check and the data loader agree; otherwise a small local reader of the first rows.
+    """
+    try:
+        from trainer.data import DataError, detect_format as trainer_detect, read_rows
+    except ImportError:
+        trainer_detect = None
+    if trainer_detect is not None:
+        try:
+            rows, _encoding, _kind = read_rows(path)
+            return trainer_detect(rows[:max_rows])
+        except (DataError, OSError, ValueError):
+            return None
     p = Path(path).expanduser()
     try:
         rows = _first_rows(p, max_rows)
     except (OSError, UnicodeDecodeError, ValueError, csv.Error):
         return None
-    formats = {_row_format(row) for row in rows}
-    formats.discard(None)
-    return formats.pop() if len(formats) == 1 else None
+    votes: dict[str, int] = {}
+    for row in rows:
+        fmt = _row_format(row)
+        if fmt:
+            votes[fmt] = votes.get(fmt, 0) + 1
+    return max(votes, key=votes.get) if votes else None
 
 
 def _first_rows(p: Path, max_rows: int) -> list[Any]:
@@ -328,12 +346,10 @@ def _format_undetectable(ctx: Context):
     path = ctx.cfg.dataset.path
     if not path or not Path(path).expanduser().is_file():
         return None  # dataset-missing already says so
-    found = detect_format(path)
-    wanted = ctx.cfg.dataset.format
-    if found is None:
+    if ctx.cfg.dataset.format != "auto":
+        return None  # an explicit format is the user's call; the data check reports rows that do not fit it
+    if detect_format(path) is None:
         return {"path": path, "found": "no known format"}
-    if wanted != "auto" and wanted != found:
-        return {"path": path, "found": f"{found}, not {wanted}"}
     return None
 
 
@@ -351,17 +367,23 @@ def _output_not_writable(ctx: Context):
 
 
 def _output_clobbers(ctx: Context):
+    if ctx.overwrite:
+        return None
     out = ctx.cfg.saving.output_dir
     if not out:
         return None
     p = Path(out).expanduser()
     if not p.is_dir():
         return None
-    entries = [e for e in p.iterdir() if not e.name.startswith(".")]
-    resumable = any(e.name.startswith("checkpoint-") for e in entries) or (p / "job.json").exists()
-    if entries and not resumable:
-        return {"path": out, "count": len(entries)}
-    return None
+    # Files the job machinery itself puts there before training do not make a folder "used".
+    entries = [e for e in p.iterdir() if e.name not in (".staging", "worker.log") and not e.name.startswith(".")]
+    if not entries:
+        return None
+    if (p / "job_card.json").exists():
+        return {"path": out, "what": "a finished run"}
+    if any(e.name.startswith("checkpoint-") for e in entries):
+        return None  # an interrupted run of the same job: training resumes from its last checkpoint
+    return {"path": out, "what": f"{len(entries)} files that are not a tunepilot run"}
 
 
 def _base_model_missing(ctx: Context):
@@ -600,7 +622,7 @@ RULES: list[Rule] = [
        "saving.output_dir {path} cannot be created ({parent} is not a writable folder); choose a folder you can write to, or leave it empty.",
        H, "Checkpoints and output folders", "检查点与输出目录", _output_not_writable, launch_only=True),
     _r("output-dir-not-empty", "error", "saving.output_dir",
-       "saving.output_dir {path} already holds {count} files that are not a tunepilot run; training would overwrite them. Choose a new folder or leave it empty.",
+       "saving.output_dir {path} already holds {what}; training would overwrite it. Choose a new folder, leave it empty, or overwrite on purpose (--overwrite).",
        H, "Checkpoints and output folders", "检查点与输出目录", _output_clobbers, launch_only=True),
     _r("base-model-unavailable", "error", "model.base_model",
        "The base model {model} cannot be loaded here ({why}); use gemma-3-270m, a local transformers folder, or a registered name.",
@@ -632,9 +654,13 @@ def _finding(rule: Rule, result: Any) -> Finding:
 
 
 def validate(cfg: TrainConfig, for_launch: bool = False, env: Environment | None = None,
-             rules: list[Rule] | None = None) -> ValidationReport:
-    """Run every rule on `cfg` and collect all findings (errors and warnings) in one pass."""
-    ctx = Context(cfg, target_environment(cfg, env or Environment.detect(), for_launch), for_launch)
+             rules: list[Rule] | None = None, overwrite: bool = False) -> ValidationReport:
+    """Run every rule on `cfg` and collect all findings (errors and warnings) in one pass.
+
+    `env` replaces the probe of this machine (tests); `overwrite=True` means the caller will clear
+    `saving.output_dir` on purpose, so a used output folder is not an error.
+    """
+    ctx = Context(cfg, target_environment(cfg, env or Environment.detect(), for_launch), for_launch, overwrite)
     report = ValidationReport()
     for rule in rules or RULES:
         if rule.launch_only and not for_launch:
