@@ -95,10 +95,10 @@ class MemoryEstimate:
 # ---------------------------------------------------------------- where the run happens
 
 def target_device(cfg: TrainConfig, env=None) -> str:
-    """cuda when the config names a GPU or runs QLoRA; else the configured device; auto follows the machine."""
+    """The configured device; for `auto`, cuda when the config names a GPU or runs QLoRA, else the machine's."""
     if cfg.training.device != "auto":
         return cfg.training.device
-    if cfg.method.type == "qlora" or cfg.hardware.gpu or cfg.hardware.device_memory_gb:
+    if cfg.method.type == "qlora" or cfg.hardware.gpu:
         return "cuda"
     from trainer.rules import Environment
 

@@ -133,7 +133,8 @@ def explain(cfg: TrainConfig, n_examples: int | None = None) -> list[dict]:
     if o.type in ("lion", "lion_8bit"):
         lr_reason += "; Lion takes a rate 3-10x smaller than AdamW"
     effective = t.batch_size * t.gradient_accumulation_steps
-    if n_examples is not None and o.lr_scheduler == "linear" and t.epochs == 4:
+    openai = _is_openai_style(cfg, n_examples)
+    if openai:
         mult = openai_lr_multiplier(effective)
         lr_reason = (f"openai-style: batch {effective} -> learning-rate multiplier {mult} (0.05 up to batch 4, 0.1 up to 32, 0.2 above), "
                      f"applied to the LoRA base: {LORA_BASE_LR:g} x {mult}/0.1 = {o.learning_rate:g}")
@@ -157,10 +158,10 @@ def explain(cfg: TrainConfig, n_examples: int | None = None) -> list[dict]:
     else:
         data_numbers = " (No example count given: pass it to size the batch and see the step count.)"
     epochs_reason = f"{t.epochs:g} passes over the data: enough for style and format, few enough to avoid memorising."
-    if n_examples is not None and t.epochs == 4 and o.lr_scheduler == "linear":
+    if openai:
         epochs_reason = "openai-style: 4 epochs, the default OpenAI's fine-tuning API started with."
     add("training.epochs", t.epochs, epochs_reason + data_numbers, "hyperparameters.md", "Epochs and steps")
-    if n_examples is not None and t.epochs == 4 and o.lr_scheduler == "linear":
+    if openai:
         raw = 0.002 * n_examples
         batch_reason = (f"openai-style: 0.2% of {n_examples} examples = {raw:g}, rounded and clamped to [1, 256] -> {effective}; "
                         f"run as {t.batch_size} per step x {t.gradient_accumulation_steps} accumulation steps.")
@@ -178,6 +179,16 @@ def explain(cfg: TrainConfig, n_examples: int | None = None) -> list[dict]:
     add("model.dtype", cfg.model.dtype, "auto picks bfloat16 where the hardware runs it fast (Ampere GPUs, recent CPUs) and float16/float32 elsewhere."
         if cfg.model.dtype == "auto" else f"{cfg.model.dtype} weights and compute.", "hyperparameters.md", "Device and precision")
     return out
+
+
+def _is_openai_style(cfg: TrainConfig, n_examples: int | None) -> bool:
+    """Whether `cfg` carries the openai-style numbers for this example count (so explain shows them)."""
+    if not n_examples:
+        return False
+    effective = cfg.training.batch_size * cfg.training.gradient_accumulation_steps
+    expected_lr = LORA_BASE_LR * openai_lr_multiplier(effective) / 0.1
+    return (cfg.training.epochs == 4 and effective == openai_batch_size(n_examples)
+            and math.isclose(cfg.optimizer.learning_rate, expected_lr, rel_tol=1e-6))
 
 
 def _optimizer_heading(kind: str) -> str:
