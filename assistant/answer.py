@@ -160,7 +160,7 @@ def retrieve(query: str, lang: str, collection: str = "default", retriever: Retr
 def is_covered(question: str, passages: list[Passage], lang: str = "en", embed: Embed | None = None) -> bool:
     """Do the passages carry the question's content?
 
-    Lexical: most of the question's (weighted) content terms occur in the passages. Semantic, for
+    Lexical: most of the question's (weighted) content terms occur in one passage. Semantic, for
     English questions when an embedder is given: the closest passage is not far off in meaning
     either, which catches a question that merely shares words with the docs ("What is the capital
     of France?" vs. a metrics page whose example answer is "Paris"). MiniLM is an English model,
@@ -169,7 +169,9 @@ def is_covered(question: str, passages: list[Passage], lang: str = "en", embed: 
     terms = content_terms(question)
     if not terms or not passages:
         return False
-    if coverage(terms, "\n".join(p.text for p in passages)) < COVERAGE_THRESHOLD:
+    # One passage must carry most of the question: terms scattered over unrelated chunks ("Apple"
+    # in one, "price" in another) are a coincidence, not an answer.
+    if max(coverage(terms, p.heading + "\n" + p.text) for p in passages) < COVERAGE_THRESHOLD:
         return False
     if embed is not None and lang == "en":
         vectors = [list(map(float, v)) for v in embed([question] + [p.text for p in passages])]

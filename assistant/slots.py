@@ -54,13 +54,17 @@ def cn_number(text: str) -> int | None:
     return value
 
 
-_NUM = r"(\d+(?:\.\d+)?|[零一二两三四五六七八九十]+)"
+_EN_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+               "ten": 10, "twelve": 12, "sixteen": 16, "twenty": 20, "thirty-two": 32, "sixty-four": 64}
+_NUM = r"(\d+(?:\.\d+)?|[零一二两三四五六七八九十]+|(?<![a-z])(?:" + "|".join(sorted(_EN_NUMBERS, key=len, reverse=True)) + r")(?![a-z]))"
 
 
 def _to_number(token: str) -> float | None:
     try:
         return float(token)
     except ValueError:
+        if token.lower() in _EN_NUMBERS:
+            return float(_EN_NUMBERS[token.lower()])
         value = cn_number(token)
         return float(value) if value is not None else None
 
@@ -115,7 +119,7 @@ _OPTIMIZERS = [
 
 _LR = re.compile(r"(?:learning[\s_-]*rate|(?<![a-z])lr(?![a-z])|学习率)", re.I)
 _EPOCHS = [
-    re.compile(rf"{_NUM}\s*(?:个)?\s*(?:epochs?|轮|遍|个周期|个训练周期)", re.I),
+    re.compile(rf"{_NUM}\s*(?:个)?\s*(?:full\s+)?(?:epochs?|passes|轮|遍|个周期|个训练周期)", re.I),
     re.compile(rf"(?:epochs?|num[\s_]*epochs|训练轮数|轮数|轮次|周期数){_SET}{_NUM}", re.I),
     re.compile(rf"(?:训练|跑|train\s+for)\s*{_NUM}\s*(?:轮|遍|epochs?)", re.I),
 ]
@@ -124,8 +128,9 @@ _BATCH = re.compile(rf"(?:per[\s_-]*device[\s_-]*(?:train[\s_-]*)?batch[\s_-]*si
 _BATCH_AFTER = re.compile(rf"{_NUM}\s*(?:examples|samples|条|个样本)?\s*(?:per|每)\s*(?:batch|批)", re.I)
 _ACCUM = re.compile(rf"(?:gradient[\s_-]*accumulation(?:[\s_-]*steps)?|grad(?:ient)?[\s_-]*accum\w*|accumulation[\s_-]*steps|"
                     rf"梯度累积(?:步数)?|梯度累加(?:步数)?|累积步数){_SET}{_NUM}", re.I)
-_ACCUM_AFTER = re.compile(rf"(?:accumulate|累积|累加)\s*(?:gradients?\s*)?(?:over|for|across)?\s*{_NUM}\s*(?:steps|步|次)", re.I)
-_RANK = re.compile(rf"(?:lora[\s_-]*(?:rank|r)|(?<![a-z])rank|(?<![a-z_])r(?=\s*[=:：])|秩){_SET}{_NUM}", re.I)
+_ACCUM_AFTER = re.compile(rf"(?:accumulate|累积|累加)\s*(?:gradients?\s*)?(?:over|for|across)?\s*{_NUM}\s*(?:steps|步|次)|"
+                          rf"{_NUM}\s*(?:gradient[\s_-]*)?accumulation[\s_-]*steps", re.I)
+_RANK = re.compile(rf"(?:lora[\s_-]*(?:rank|r)|(?<![a-z])rank|(?<![a-z_])r(?=\s*[=:：])|(?<![a-z_'])r(?=\s+\d)|秩){_SET}{_NUM}", re.I)
 _RANK_AFTER = re.compile(r"(?:rank|秩)[\s-]*(\d+)|(\d+)\s*(?:的)?\s*(?:rank|秩)", re.I)
 _ALPHA = re.compile(rf"(?:lora[\s_-]*alpha|(?<![a-z])alpha|α){_SET}{_NUM}", re.I)
 _MAXLEN = re.compile(rf"(?:max[\s_-]*(?:seq(?:uence)?[\s_-]*)?len(?:gth)?|max[\s_-]*tokens|cutoff[\s_-]*len(?:gth)?|context[\s_-]*(?:length|window)|"
@@ -151,7 +156,8 @@ _MEMORY = re.compile(r"(?<![\w.])(\d{1,3})\s*(?:gb|gib|g)(?![a-z0-9])(?:\s*(?:�
 _MEMORY_CN = re.compile(r"显存\s*(?:为|是|有|只有)?\s*(\d{1,3})\s*(?:gb|g)?", re.I)
 
 _OPENAI_STYLE = re.compile(r"openai[\s-]*(?:style|风格|式|那样的|的)?\s*(?:default|defaults|默认|默认值|默认参数|默认配置|hyper[\s-]*parameters)|"
-                           r"(?:like|same as|as)\s+openai|(?:像|按照?|照着?|跟|和)\s*openai", re.I)
+                           r"(?:like|same as|as)\s+openai|defaults?\s+(?:that\s+)?openai\s+uses|openai'?s\s+defaults?|"
+                           r"(?:像|按照?|照着?|跟|和)\s*openai", re.I)
 
 _CPU = re.compile(r"(?<![a-z])cpu(?![a-z])|没有\s*(?:gpu|显卡)|无\s*显卡", re.I)
 _MPS = re.compile(r"(?<![a-z])mps(?![a-z])|apple\s+silicon|macbook|(?<![a-z])mac(?![a-z])|\bm[1-4]\s*(?:pro|max|ultra)?\b", re.I)
@@ -364,8 +370,9 @@ def parse_slots(text: str) -> Slots:
     if m and _int(m.group(1)):
         slots.set("batch_size", _int(m.group(1)), m.group(0))
     m = _ACCUM.search(t) or _ACCUM_AFTER.search(t)
-    if m and _int(m.group(1)):
-        slots.set("gradient_accumulation_steps", _int(m.group(1)), m.group(0))
+    steps = _int(next(g for g in m.groups() if g)) if m else None
+    if steps:
+        slots.set("gradient_accumulation_steps", steps, m.group(0))
     m = _RANK.search(t)
     if m and _int(m.group(1)):
         slots.set("lora_r", _int(m.group(1)), m.group(0))

@@ -63,6 +63,10 @@ CASES = [
     ("train with Lion 8bit and a learning rate of 3e-5 on H100", {"optimizer": "lion_8bit", "learning_rate": 3e-5, "gpu": "H100 80GB"}),
     ("显存只有 12G，想微调 llama 2 7b", {"device_memory_gb": 12.0, "base_model": "meta-llama/Llama-2-7b-chat-hf"}),
     ("use 2e-4 as the learning rate and accumulate gradients over 8 steps", {"learning_rate": 2e-4, "gradient_accumulation_steps": 8}),
+    ("Two passes over the data, LoRA with r 32", {"epochs": 2, "lora_r": 32, "method": "lora"}),
+    ("effective batch via 16 accumulation steps", {"gradient_accumulation_steps": 16}),
+    ("fine tune gemma with the same defaults OpenAI uses", {"openai_style": True}),
+    ("Fine-tune with LoRA on support.jsonl, eval on val.jsonl", {"dataset_path": "support.jsonl", "eval_path": "val.jsonl"}),
 ]
 
 
