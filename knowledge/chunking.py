@@ -18,9 +18,10 @@ from knowledge.lang import CJK_CHAR, detect_lang
 from knowledge.loaders import LoadedDoc
 
 # Bump when chunk boundaries or chunk metadata change: every file is then re-embedded once.
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"
 CHUNK_SIZE = 1000
 CHUNK_OVERLAP = 120
+MIN_CHUNK = 100
 _HEADERS = [("#" * n, f"h{n}") for n in range(1, 7)]
 _SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", ". ", "! ", "? ", "; ", "，", ", ", " ", ""]
 _MEANINGFUL = re.compile(r"[\w\u3400-\u9fff]")
@@ -77,6 +78,27 @@ def _sections(doc: LoadedDoc) -> list[tuple[str, str, int | None]]:
     return out
 
 
+def _merge_small(pieces: list[str]) -> list[str]:
+    """A lead-in such as "check these:" cut off from its list is useless alone: a piece under
+    MIN_CHUNK joins its successor in the section (or its predecessor, if it is the last)."""
+    pieces = [p.strip() for p in pieces if _MEANINGFUL.search(p)]
+    out: list[str] = []
+    carry = ""
+    for piece in pieces:
+        piece = f"{carry}\n\n{piece}" if carry else piece
+        carry = ""
+        if weighted_len(piece) < MIN_CHUNK:
+            carry = piece
+        else:
+            out.append(piece)
+    if carry:
+        if out:
+            out[-1] = f"{out[-1]}\n\n{carry}"
+        else:
+            out.append(carry)
+    return out
+
+
 def _lang(doc: LoadedDoc, text: str) -> str:
     declared = (doc.lang or "").lower()
     if declared.startswith("zh") or declared in ("cn", "chinese"):
@@ -90,10 +112,7 @@ def chunk(doc: LoadedDoc) -> list[Chunk]:
     splitter = _splitter()
     chunks: list[Chunk] = []
     for heading, text, page in _sections(doc):
-        for piece in splitter.split_text(text):
-            piece = piece.strip()
-            if not _MEANINGFUL.search(piece):
-                continue
+        for piece in _merge_small(splitter.split_text(text)):
             chunks.append(Chunk(text=piece, heading=heading, lang=_lang(doc, piece), index=len(chunks), page=page))
     return chunks
 

@@ -25,7 +25,7 @@ RRF_K = 60
 CANDIDATES = 40  # per retriever, before fusion
 RERANK_CANDIDATES = 20
 # (dense, bm25) weight in the fusion, by question language.
-WEIGHTS = {"en": (1.0, 1.0), "zh": (0.5, 1.0)}
+WEIGHTS = {"en": (1.0, 1.0), "zh": (0.3, 1.0)}
 REFRESH_SECONDS = 1.0
 
 

@@ -289,3 +289,26 @@ def test_unknown_collection_and_bad_names():
         ingest([FIXTURES], collection="bad name!", progress=False)
     with pytest.raises(KnowledgeError, match="empty query"):
         search("   ", collection="never-made")
+
+
+def test_the_shipped_corpus_loads_cleanly():
+    """Every shipped doc parses: front matter with title and lang, no skips, chunks in its language."""
+    from knowledge import docs_path
+    from knowledge.loaders import load, walk
+
+    files = walk(docs_path())
+    assert len(files) >= 30
+    for lang in ("en", "zh"):
+        assert {f.name for f in files if f.parent.name == lang} == {f.name for f in files if f.parent.name != lang}, "every topic in both languages"
+    for f in files:
+        doc = load(f)
+        assert doc.title != f.stem and doc.lang == f.parent.name and doc.sources, f
+        assert "---" not in doc.parts[0].page_content[:5]
+
+    from knowledge.retrieval import search
+
+    hits = search("LoRA rank alpha", k=3)  # default collection: indexes the shipped corpus itself
+    assert hits and hits[0].source.endswith("lora.md")
+    chunks = _chunks_of("default")
+    assert set(chunks) == {f.relative_to(docs_path()).as_posix() for f in files}
+    assert all(m["lang"] == src.split("/")[0] for src, metas in chunks.items() for m in metas)

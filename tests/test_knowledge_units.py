@@ -150,3 +150,11 @@ def test_reciprocal_rank_fusion_prefers_agreement():
     fused = _fuse([([("a", 0.9), ("b", 0.8), ("c", 0.1)], 1.0), ([("b", 5.0), ("d", 4.0)], 1.0)])
     assert [cid for cid, _ in fused] == ["b", "a", "d", "c"]
     assert fused[0][1] == pytest.approx(1 / (RRF_K + 2) + 1 / (RRF_K + 1))
+
+
+def test_a_tiny_lead_in_joins_the_text_it_introduces():
+    items = "\n".join(f"- item {i}: " + "word " * 30 for i in range(12))
+    chunks = chunking.chunk(_doc("## Checks\n\nCheck these:\n\n" + items + "\n"))
+    assert len(chunks) > 1
+    assert all(chunking.weighted_len(c.text) >= chunking.MIN_CHUNK for c in chunks)
+    assert chunks[0].text.startswith("Check these:\n\n- item 0")
