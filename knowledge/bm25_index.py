@@ -97,7 +97,7 @@ def load(path: Path) -> Snapshot | None:
     try:
         with open(path, "rb") as fh:
             data = pickle.load(fh)
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, ValueError):
+    except Exception:  # missing, torn by a crash before os.replace existed, or from other versions
         return None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return None

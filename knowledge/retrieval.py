@@ -9,11 +9,12 @@ refreshed only when the collection's revision changes (checked at most once a se
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from knowledge import KnowledgeError, bm25_index, store as stores
 from knowledge.chunking import heading_prefix
@@ -27,6 +28,7 @@ RERANK_CANDIDATES = 20
 # (dense, bm25) weight in the fusion, by question language.
 WEIGHTS = {"en": (1.0, 1.0), "zh": (0.3, 1.0)}
 REFRESH_SECONDS = 1.0
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,7 +42,6 @@ class Hit:
     chunk_id: str = ""
     title: str = ""
     page: int | None = None
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -202,7 +203,12 @@ def search(
     elif mode == "bm25":
         ranked = _bm25(state, query, depth)
     else:
-        ranked = _fuse([(_dense(state, query, depth), w_dense), (_bm25(state, query, depth), w_bm25)])
+        try:
+            dense = _dense(state, query, depth)
+        except Exception as exc:  # e.g. the vector index is being rewritten by another process
+            log.warning("dense retrieval failed (%s: %s); answering from BM25 only", type(exc).__name__, exc)
+            dense = []
+        ranked = _fuse([(dense, w_dense), (_bm25(state, query, depth), w_bm25)])
 
     if use_rerank and ranked:
         from knowledge.rerank import rerank as cross_rerank
@@ -234,11 +240,6 @@ def search(
             )
         )
     return hits
-
-
-def search_many(queries: list[str], k: int = 5, collection: str = "default", **kwargs) -> list[list[Hit]]:
-    """`search` for each query, sharing the loaded models and snapshot."""
-    return [search(q, k=k, collection=collection, **kwargs) for q in queries]
 
 
 def warm_up(collection: str = "default", chroma_url: str | None = None) -> None:
