@@ -1,15 +1,24 @@
 """Micro-batching: concurrent non-streamed requests for the same model and sampling settings share
 one `generate()` call.
 
-No request waits on purpose: the first one starts at once; requests that arrive while a batch is
-generating queue up and go together as the next batch (up to `max_batch_size` rows). On a CPU or
-GPU one batched forward pass costs little more than a single one, so several clients get their
-answers sooner than if they took turns.
+The first request starts at once; requests that arrive while a batch is generating queue up and
+go together as the next batch (up to `max_batch_size` rows). On a CPU or GPU one batched forward
+pass costs little more than a single one, so several clients get their answers sooner than if
+they took turns.
+
+Left alone, N clients that each send again as soon as they get an answer settle into alternating
+small batches (e.g. 2 and 2 for four clients: each group's next requests land while the other
+group generates). So the batcher remembers how many requests were in play during the previous
+batch (its rows plus those that queued meanwhile), and when fewer are waiting it lingers for the
+rest to come back: at most 5% of the previous batch's generation time
+(capped at `max_linger_s`), so the wait never costs more than a twentieth of a request's latency.
+A lone sequential client never triggers it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 import anyio
@@ -28,11 +37,16 @@ class _Waiting:
 
 
 class MicroBatcher:
-    def __init__(self, max_batch_size: int, stats: GenerationStats):
+    LINGER_FRACTION = 0.05
+
+    def __init__(self, max_batch_size: int, stats: GenerationStats, max_linger_s: float = 0.25):
         self.max_batch_size = max(1, max_batch_size)
         self.stats = stats
+        self.max_linger_s = max_linger_s
         self._waiting: dict[tuple, list[_Waiting]] = {}
         self._draining: dict[tuple, asyncio.Task] = {}
+        # key -> (requests in play during the last batch, when it finished, seconds it took)
+        self._last_batch: dict[tuple, tuple[int, float, float]] = {}
 
     async def submit(self, handle: ModelHandle, prompt: inference.Prompt, params: inference.SamplingParams,
                      stop: list[str], strip: bool) -> inference.Completion:
@@ -47,16 +61,33 @@ class MicroBatcher:
     async def _drain(self, key: tuple, params: inference.SamplingParams, strip: bool) -> None:
         try:
             while self._waiting.get(key):
+                await self._linger(key)
                 queue = self._waiting[key]
                 batch = [w for w in queue[: self.max_batch_size] if not w.future.cancelled()]
                 del queue[: self.max_batch_size]
                 if not batch:
                     continue
+                started = time.monotonic()
                 await self._run(batch, params, strip)
+                in_play = len(batch) + len(self._waiting.get(key, ()))
+                self._last_batch[key] = (in_play, time.monotonic(), time.monotonic() - started)
         finally:
             # No await between the emptiness check above and this cleanup, so no request can slip in unseen.
             self._waiting.pop(key, None)
             self._draining.pop(key, None)
+            stale = time.monotonic() - 2.0
+            for old in [k for k, (_, when, _) in self._last_batch.items() if when < stale]:
+                del self._last_batch[old]
+
+    async def _linger(self, key: tuple) -> None:
+        """Wait briefly for the clients of the previous batch to send again, so they batch together."""
+        in_play, finished, took = self._last_batch.get(key, (0, 0.0, 0.0))
+        target = min(in_play, self.max_batch_size)
+        if self.max_batch_size == 1 or time.monotonic() - finished > 2.0:
+            return  # batching off, or no recent concurrent load on this model
+        deadline = time.monotonic() + min(self.max_linger_s, self.LINGER_FRACTION * took)
+        while len(self._waiting.get(key, ())) < target and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
 
     async def _run(self, batch: list[_Waiting], params: inference.SamplingParams, strip: bool) -> None:
         handle = batch[0].handle

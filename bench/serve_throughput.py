@@ -1,0 +1,128 @@
+"""Throughput of `tunepilot serve`: requests/s and latency p50 of short chat completions.
+
+Starts the real server (uvicorn on a free loopback port, in this process) on the default model and
+sends short chat completions (max_tokens 16) with the official `openai` client from 1 and 4
+concurrent clients, once with micro-batching off (max batch 1) and once on (max batch 8). Both
+servers share one loaded model, so the only difference is batching.
+
+    TUNEPILOT_HOME=/tmp/tp-home .venv/bin/python bench/serve_throughput.py
+    .venv/bin/python bench/serve_throughput.py --model ./my-model --requests 24 --json
+
+Every request generates exactly max_tokens tokens (`ignore_eos`), so runs compare like with like;
+`--natural` lets replies stop at end-of-turn instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PROMPTS = [
+    "What is LoRA?", "Explain the learning rate in one sentence.", "What does QLoRA quantize?",
+    "Name one optimizer.", "Why use gradient checkpointing?", "What is an epoch?",
+    "How big is a LoRA adapter?", "What is overfitting?",
+]
+
+
+def run_clients(base_url: str, model: str, clients: int, requests: int, max_tokens: int, natural: bool) -> dict:
+    import openai
+
+    client = openai.OpenAI(base_url=base_url, api_key="bench", max_retries=0, timeout=600)
+    latencies: list[float] = []
+    tokens: list[int] = []
+    lock = threading.Lock()
+    counter = iter(range(requests))
+
+    def worker() -> None:
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            start = time.perf_counter()
+            reply = client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
+                max_tokens=max_tokens, temperature=0, extra_body={} if natural else {"ignore_eos": True})
+            elapsed = time.perf_counter() - start
+            with lock:
+                latencies.append(elapsed)
+                tokens.append(reply.usage.completion_tokens)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    return {"clients": clients, "requests": len(latencies), "seconds": round(wall, 2),
+            "requests_per_s": round(len(latencies) / wall, 3),
+            "p50_latency_s": round(statistics.median(latencies), 3),
+            "p95_latency_s": round(sorted(latencies)[max(0, int(0.95 * len(latencies)) - 1)], 3),
+            "completion_tokens_per_s": round(sum(tokens) / wall, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="gemma-3-270m", help="Model id (default: the built-in default).")
+    parser.add_argument("--requests", type=int, default=16, help="Requests per measurement (default 16).")
+    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--natural", action="store_true", help="Let replies stop at end-of-turn.")
+    parser.add_argument("--json", action="store_true", help="Print one JSON document instead of the table.")
+    args = parser.parse_args()
+
+    import httpx
+    import torch
+
+    from trainer.generation import pick_device
+    from trainer.server import create_app
+    from trainer.server.background import BackgroundServer
+    from trainer.server.model_pool import ModelPool, TransformersBackend
+    from trainer.server.settings import ServerSettings
+
+    backend = TransformersBackend()
+    pool = ModelPool(backend.default_budget_bytes(), backend)
+    pool.acquire(args.model)  # load once, outside the timings; both servers share it
+    rows = []
+    for max_batch in (1, 8):
+        app = create_app(ServerSettings(max_batch_size=max_batch), pool=pool)
+        with BackgroundServer(app) as server:
+            run_clients(server.base_url, args.model, 1, 2, args.max_tokens, args.natural)  # warm-up
+            for clients in args.clients:
+                before = httpx.get(f"{server.base_url}/tunepilot/status").json()["generation"]
+                row = run_clients(server.base_url, args.model, clients, args.requests, args.max_tokens, args.natural)
+                after = httpx.get(f"{server.base_url}/tunepilot/status").json()["generation"]
+                batches = after["batches"] - before["batches"]
+                row["mean_batch_size"] = round(row["requests"] / batches, 2) if batches else None
+                row["micro_batching"] = "on (max 8)" if max_batch > 1 else "off"
+                rows.append(row)
+                print(f"  batching {row['micro_batching']:>10}, {clients} client(s): "
+                      f"{row['requests_per_s']} req/s, p50 {row['p50_latency_s']} s", file=sys.stderr)
+
+    info = {"model": args.model, "device": pick_device(), "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "max_tokens": args.max_tokens,
+            "ignore_eos": not args.natural, "results": rows}
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    print(f"\nserve throughput: {args.model} on {info['device']} ({info['torch_threads']} torch threads, "
+          f"{info['cpu_count']} CPUs), max_tokens={args.max_tokens}, {args.requests} requests per row")
+    header = f"{'batching':>12} {'clients':>7} {'req/s':>7} {'p50 s':>7} {'p95 s':>7} {'tok/s':>7} {'batch':>6}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['micro_batching']:>12} {r['clients']:>7} {r['requests_per_s']:>7} {r['p50_latency_s']:>7} "
+              f"{r['p95_latency_s']:>7} {r['completion_tokens_per_s']:>7} {r['mean_batch_size'] or '-':>6}")
+
+
+if __name__ == "__main__":
+    main()
