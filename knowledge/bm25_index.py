@@ -60,6 +60,10 @@ def build(ids: list[str], texts: list[str], metas: list[dict], revision: str, pr
     change with content, so an equal id means equal text)."""
     import bm25s
 
+    if len(set(ids)) != len(ids):  # paging through a collection that is being written to
+        keep = {cid: i for i, cid in enumerate(ids)}
+        rows = sorted(keep.values())
+        ids, texts, metas = [ids[i] for i in rows], [texts[i] for i in rows], [metas[i] for i in rows]
     old = previous.position if previous is not None else {}
     tokens = [
         previous.tokens[old[cid]] if cid in old else tokenize(index_text(text, meta))
