@@ -62,7 +62,7 @@ def build_job_card(cfg: TrainConfig, result, params: dict, precision, device: st
         "settings": settings_with_sources(cfg),
         "packages": package_versions(),
         "hardware": {"device": device, "weights_dtype": str(precision.load_dtype).replace("torch.", ""),
-                     "autocast": precision.autocast, "platform": platform.platform()},
+                     "autocast": precision.autocast, "world_size": result.world_size, "platform": platform.platform()},
         "parameters": params,
         "data": {**result.data_stats, "skipped_rows": result.skipped_rows},
         "memory": {

@@ -58,6 +58,7 @@ class TrainResult:
     data_stats: dict
     skipped_rows: list[dict]
     resumed_from: str | None
+    world_size: int = 1  # processes that trained together (accelerate launch)
     job_card_path: str | None = None
 
     def to_dict(self) -> dict:
@@ -337,6 +338,7 @@ def make_result(status, cfg, trainer, metrics, sampler, data, out, final_path, s
         losses=losses, eval_losses=metrics.eval_losses, samples=sampler.samples,
         duration_s=round(time.time() - started, 2), peak_memory_mb=round(peak_mb, 1),
         data_stats=data.stats, skipped_rows=data.skipped_rows, resumed_from=resume_from,
+        world_size=trainer.args.world_size,
     )
 
 
