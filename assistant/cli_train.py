@@ -73,6 +73,10 @@ class _ProgressSink:
         if e["type"] == "metrics" and self.task is not None and "loss" in data:
             desc = f"loss {data['loss']:.3f} · {data['tokens_per_second']:.0f} tok/s · {data['peak_memory_mb']:.0f} MB"
             self.progress.update(self.task, completed=data["step"], description=desc)
+            # A bar cannot redraw in a log file; print a line every ~5% of the steps instead.
+            total = data.get("total_steps") or 1
+            if not self.quiet and not self.console.is_terminal and data["step"] % max(1, total // 20) == 0:
+                self.console.print(f"step {data['step']}/{total} {desc}", highlight=False)
             return
         if not self.quiet and e["type"] != "metrics":
             style = {"warning": "yellow", "error": "red"}.get(e.get("level"), "dim")
