@@ -179,11 +179,24 @@ def child(args) -> None:
             runner = "plain"
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    steps_seen: list[int] = []
+    failure = None
+
+    def on_event(event: dict) -> None:
+        if event.get("type") == "metrics" and (event.get("data") or {}).get("step"):
+            steps_seen.append(int(event["data"]["step"]))
+
     with PeakRSS() as rss:
         if runner == "trainer":
             from trainer.recipe import train
 
-            train(cfg, str(work / "out"))
+            try:
+                train(cfg, str(work / "out"), on_event=on_event)
+            except Exception as exc:
+                # A failure after the last step (saving, the job card) leaves a valid peak; one before it does not.
+                if max(steps_seen, default=0) < args.steps:
+                    raise
+                failure = f"{type(exc).__name__} after training: {exc}"
         else:
             from trainer.memory import compute_dtype
             from trainer.models import resolve
@@ -196,6 +209,7 @@ def child(args) -> None:
         "device": device,
         "peak_rss_gb": max(rss.peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 1024**3,
         "cuda_max_allocated_gb": torch.cuda.max_memory_allocated() / 1024**3 if device == "cuda" else None,
+        "note": failure,
     }
     print("RESULT " + json.dumps(result))
 
@@ -224,7 +238,7 @@ def run_case(method: str, batch: int, args) -> dict:
         "method": method, "batch": batch, "seq": args.seq, "runner": measured["runner"], "device": device,
         "dtype": est.dtype, "estimate_gb": round(predicted, 3), "measured_gb": round(actual, 3),
         "error_pct": round(100 * (predicted - actual) / actual, 1), "seconds": round(time.time() - started, 1),
-        "breakdown": est.breakdown,
+        "breakdown": est.breakdown, "note": measured.get("note"),
     }
 
 
@@ -298,7 +312,7 @@ def main() -> None:
             else:
                 print(f"{r['method']:5} batch {r['batch']:>3} seq {r['seq']:>5} {r['runner']:7} {r['device']:4} {r['dtype']:8} "
                       f"estimate {r['estimate_gb']:7.3f} GB  measured {r['measured_gb']:7.3f} GB  "
-                      f"error {r['error_pct']:+6.1f}%  ({r['seconds']} s)", flush=True)
+                      f"error {r['error_pct']:+6.1f}%  ({r['seconds']} s)" + (f"  [{r['note']}]" if r.get("note") else ""), flush=True)
     if args.json:
         print(json.dumps({"rows": rows}, indent=2))
         return

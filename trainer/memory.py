@@ -47,11 +47,14 @@ OPTIMIZER_BYTES = {"adamw": 8.0, "adamw_8bit": 2.0, "paged_adamw_8bit": 2.0, "li
 # an H100 run with gradient checkpointing, where logits dominate, measured 3.0 float32 copies.
 LOGIT_COPIES = 3
 
-# Overheads. GPU: CUDA context (~0.5 GiB) plus allocator fragmentation. CPU: the RSS of a Python
-# process with torch + transformers + peft + trl imported and a model being trained, minus the model;
-# calibrated with bench/memory_estimate.py on the default model (see the comment there).
+# Overheads. GPU: CUDA context (~0.5 GiB) plus cuBLAS workspaces; torch.cuda.max_memory_allocated
+# does not see them, so bench/memory_estimate.py compares GPU runs without this term.
+# CPU: the resident memory of the Python process itself (torch, transformers, peft, datasets and the
+# tokenizer loaded). Calibrated on the default model with the real trainer (bench/memory_estimate.py,
+# seq 256, LoRA and full at batch 1 and 4; peak RSS 2.57 / 6.17 / 6.46 / 8.35 GiB): 0.9 GiB puts all
+# four within 11% (0.8 and 1.0 give worst errors of 12.7% and 11.9%).
 GPU_OVERHEAD_GIB = 0.8
-CPU_OVERHEAD_GIB = 1.0
+CPU_OVERHEAD_GIB = 0.9
 ALLOCATOR_SLACK = 0.05  # caching allocators hold ~5% more than the live tensors
 
 
@@ -248,13 +251,13 @@ def _breakdown(cfg: TrainConfig, dims: ModelDims, batch: int, device: str, dtype
     # Gradients (float32) and the optimizer step do not peak together with activations and logits:
     # the backward pass frees activations layer by layer while gradients appear, and the logits are
     # gone before the optimizer step. Peak = the larger of the two phases:
-    #   backward: activations + logits + the gradients that exist at its start (the output layer's)
+    #   backward: activations + logits (+ the adapters' gradients, and autocast's 16-bit weight copies)
     #   step:     all gradients + the optimizer's temporary buffers (about one gradient's worth)
     gradients = trainable * 4
-    if method in ("full", "freeze") and trainable > dims.embedding_params:
-        early = dims.embedding_params * 4 if method == "full" else 0
-    else:
-        early = gradients  # adapters: small, all alive during backward
+    # At the start of backward (the loss's log-softmax, where the float32 logit copies peak) no weight
+    # gradient exists yet; the output layer's gradient appears after those copies are freed. Adapter
+    # gradients are tiny, so for LoRA they are simply counted.
+    early = 0 if method in ("full", "freeze") else gradients
     # torch's AdamW on CUDA runs "foreach" over all tensors at once and holds one full-size temporary;
     # bitsandbytes kernels, Adafactor and SGD update tensor by tensor, as does AdamW on CPU.
     step_temp = gradients if (cfg.optimizer.type == "adamw" and device == "cuda") else 0
