@@ -108,7 +108,8 @@ def plain_measure(case: dict) -> dict:
     if any(folder.glob("*.safetensors")):
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=load_dtype)
     else:  # shape-only check: random weights of the same architecture use the same memory
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder), dtype=load_dtype)
+        with torch.device(device):  # initialise on the device: 7B on the CPU would take minutes
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder), dtype=load_dtype)
     model.to(device)
     if case.get("gradient_checkpointing"):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
