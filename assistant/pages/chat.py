@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import streamlit as st
 
+from assistant.answer import stream_answer
+from assistant.config_from_text import config_from_text, detect_training_intent
 from assistant.ui.citations import render_citations
 from assistant.ui.config_card import render_config_card
 from assistant.ui.engine_picker import engine_options, pick_engine
 from assistant.ui.errors import shown_as_error
-from assistant.ui.availability import require
 from assistant.ui.i18n import t
 
 HISTORY_KEY = "chat.messages"
 
-
 st.title(t("chat.title"))
 st.caption(t("chat.intro"))
-require("assistant.answer", "assistant.config_from_text")
 
 engine_choice = pick_engine()
 if st.sidebar.button(t("chat.clear"), key="chat.clear"):
@@ -45,9 +44,6 @@ def text_pieces(stream, holder: dict):
 
 def respond(question: str) -> dict | None:
     """Answer a question (streamed) or build a config card; returns the assistant message to keep."""
-    from assistant.answer import stream_answer
-    from assistant.config_from_text import config_from_text, detect_training_intent
-
     if detect_training_intent(question):
         result = config_from_text(question)
         return {"role": "assistant", "content": t("chat.config_intro"), "config_result": result}

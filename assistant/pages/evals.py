@@ -13,22 +13,21 @@ import streamlit as st
 from assistant.ui import background
 from assistant.ui.errors import shown_as_error
 from assistant.ui.eval_view import render_comparison, render_results, run_folders, run_models, scored_rows
-from assistant.ui.availability import require
 from assistant.ui.i18n import t
 from assistant.ui.uploads import save_upload
+from evals.compare import compare
+from evals.datasets import load_dataset
+from evals.runner import run_eval
+from evals.runstore import new_run_dir
+from evals.scorers import SCORERS
+from evals.spec import parse_spec
 from trainer import models
 
 ACCEPTED = (".json", ".jsonl", ".csv", ".tsv")
 NONE = "—"
 
-
 st.title(t("evals.title"))
 st.caption(t("evals.intro"))
-require('evals.datasets', 'evals.scorers', 'evals.spec', 'evals.runner', 'evals.compare')
-from evals.compare import compare
-from evals.datasets import load_dataset
-from evals.scorers import SCORERS
-from evals.spec import parse_spec
 run_tab, compare_tab = st.tabs([t("evals.run_tab"), t("evals.compare_tab")])
 
 
@@ -100,9 +99,6 @@ def run_form(dataset) -> None:
 
 def start_run(spec, total: int) -> background.Task:
     """Run the eval in a thread, in a run folder chosen here so the page can watch its results file grow."""
-    from evals.runner import run_eval
-    from evals.runstore import new_run_dir
-
     spec = spec.model_copy(update={"out": str(new_run_dir(spec.dataset))})
     task = background.start("eval", lambda task: run_eval(spec, progress=False))
     task.note, task.total = spec.out, total

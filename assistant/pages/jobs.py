@@ -10,18 +10,15 @@ from __future__ import annotations
 import streamlit as st
 
 from assistant.ui.errors import shown_as_error
-from assistant.ui.availability import require
-from assistant.ui.i18n import t
+from assistant.ui.i18n import column_labels, t
 from assistant.ui.jobs_view import ACTIVE_STATES, jobs_frame, log_frame, metrics_frame, sample_events, when
 from assistant.ui.job_card import find_job_card
+from trainer import jobs
 
 POLL_SECONDS = 2.0
 
-
 st.title(t("jobs.title"))
 st.caption(t("jobs.intro"))
-require('trainer.jobs')
-from trainer import jobs
 
 all_jobs = jobs.list_jobs()
 if not all_jobs:
@@ -30,14 +27,14 @@ if not all_jobs:
     st.stop()
 
 table = jobs_frame(all_jobs)
-st.dataframe(table, hide_index=True, width="stretch")
-
 ids = list(table["id"])
-labels = {job_id: f"{job_id} · {t('status.' + status)}" for job_id, status in zip(table["id"], table["status"])}
+# Show the states in the interface language; ids and everything else stay as the library gives them.
+shown = table.assign(status=[t("status." + status) for status in table["status"]])
+st.dataframe(shown, hide_index=True, width="stretch", column_config=column_labels(shown.columns))
+
 if st.session_state.get("jobs.selected") not in ids:
     st.session_state["jobs.selected"] = ids[0]
-selected = st.selectbox(t("jobs.select"), ids, key="jobs.selected",
-                        format_func=labels.get)
+selected = st.selectbox(t("jobs.select"), ids, key="jobs.selected")
 
 
 def render_controls(job: dict) -> None:
@@ -59,11 +56,13 @@ def render_job(job_id: str, polling: bool) -> None:
         st.rerun()
     status = job["status"]
     st.subheader(f"{job_id} · {t('status.' + status)}")
-    head = st.columns(4)
-    head[0].metric(t("jobs.model"), job.get("model") or "")
-    head[1].metric(t("jobs.created"), when(job.get("created_at")))
-    head[2].metric(t("jobs.finished"), when(job.get("finished_at")) or "—")
-    head[3].metric(t("jobs.trained_tokens"), job.get("trained_tokens") or 0)
+    facts = [
+        f"{t('jobs.model')}: `{job.get('model') or ''}`",
+        f"{t('jobs.created')}: {when(job.get('created_at'))}",
+        f"{t('jobs.finished')}: {when(job.get('finished_at')) or '—'}",
+        f"{t('jobs.trained_tokens')}: {job.get('trained_tokens') or 0}",
+    ]
+    st.markdown("  ·  ".join(facts))
     if job.get("fine_tuned_model"):
         st.success(t("jobs.fine_tuned", model=job["fine_tuned_model"]), icon="🎉")
     if job.get("error"):
@@ -94,7 +93,8 @@ def render_job(job_id: str, polling: bool) -> None:
                 st.markdown(f"**{t('jobs.step')} {data.get('step', '?')}** · `{data.get('prompt', '')}`")
                 st.text(data.get("completion") or data.get("output") or event.get("message", ""))
     with st.expander(t("jobs.events", n=len(events))):
-        st.dataframe(log_frame(events), hide_index=True, width="stretch")
+        log = log_frame(events)
+        st.dataframe(log, hide_index=True, width="stretch", column_config=column_labels(log.columns))
 
     card = find_job_card(job)
     if card is not None:

@@ -8,17 +8,14 @@ import streamlit as st
 
 from assistant.ui import background
 from assistant.ui.errors import shown_as_error
-from assistant.ui.availability import require
-from assistant.ui.i18n import t
+from assistant.ui.i18n import column_labels, t
 from assistant.ui.index_stats import collection_stats
 from assistant.ui.uploads import save_upload
-
+from knowledge.ingest import ingest
+from knowledge.retrieval import search, warm_up
 
 st.title(t("knowledge.title"))
 st.caption(t("knowledge.intro"))
-require('knowledge.ingest', 'knowledge.retrieval')
-from knowledge.ingest import ingest
-from knowledge.retrieval import search, warm_up
 collection = st.text_input(t("knowledge.collection"), value="default", key="knowledge.collection")
 
 stats_tab, ingest_tab, search_tab = st.tabs([t("knowledge.stats_tab"), t("knowledge.ingest_tab"), t("knowledge.search_tab")])
@@ -82,7 +79,7 @@ with stats_tab:
             cols[1].metric(t("knowledge.chunks"), stats["chunks"])
             cols[2].metric(t("knowledge.languages"), " · ".join(f"{k} {v}" for k, v in stats["languages"].items()) or "—")
             st.caption(t("knowledge.location", path=stats["location"]))
-            st.dataframe(stats["largest"], hide_index=True, width="stretch")
+            st.dataframe(stats["largest"], hide_index=True, width="stretch", column_config=column_labels(["source", "chunks"]))
 
 with search_tab:
     query = st.text_input(t("knowledge.query"), key="knowledge.query", placeholder=t("knowledge.query_placeholder"))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from assistant.ui.errors import shown_as_error
-from assistant.ui.i18n import t
+from assistant.ui import background
+from assistant.ui.errors import one_line, user_error_types
+from assistant.ui.i18n import column_labels, t
 from assistant.ui.model_cache import reply
 from assistant.ui.merged import merged_folder
 from trainer import models
@@ -16,7 +17,7 @@ st.caption(t("models.intro"))
 entries = models.list_models()
 st.dataframe(
     [{"id": e.id, "kind": e.kind, "base_model": e.base_model or "", "path": e.path} for e in entries],
-    hide_index=True, width="stretch",
+    hide_index=True, width="stretch", column_config=column_labels(["id", "kind", "base_model", "path"]),
 )
 
 finetuned = [e for e in entries if e.kind == "finetuned"]
@@ -41,26 +42,79 @@ if entry:
     columns.append((t("models.adapter"), entry.id))
     columns.append((t("models.merged"), str(merged) if merged else None))
 
-if entry and merged is None:
+
+
+def start_merge(model_id: str) -> None:
+    from trainer.merge import merge
+
+    st.session_state["models.merge_task"] = background.start("merge", lambda task: merge(model_id)).id
+
+
+def start_generation(names: list[str | None], prompt: str, max_new_tokens: int) -> None:
+    """Generate with each model in turn, in a thread; each reply shows up as soon as it is ready."""
+
+    def work(task: background.Task) -> dict:
+        replies: dict[int, str] = {}
+        task.result, task.total = replies, sum(1 for n in names if n)
+        for index, name in enumerate(names):
+            if not name:
+                continue
+            try:
+                replies[index] = reply(name, prompt, max_new_tokens)
+            except user_error_types() as exc:
+                replies[index] = f"⚠️ {one_line(exc)}"
+            task.done += 1
+        return replies
+
+    st.session_state["models.generate_task"] = background.start("generate", work).id
+
+
+def render_cells(columns: list[tuple[str, str | None]], task: background.Task | None) -> None:
+    replies = (task.result or {}) if task else {}
+    for index, (cell, (label, name)) in enumerate(zip(st.columns(len(columns)), columns)):
+        with cell:
+            st.markdown(f"**{label}**")
+            st.caption(name or t("models.not_merged"))
+            if index in replies:
+                st.text(replies[index])
+            elif task is not None and task.state == "running" and name:
+                st.caption(f"⏳ {t('models.generating')}")
+
+
+@st.fragment(run_every=1.0)
+def follow(task_key: str, columns: list[tuple[str, str | None]] | None = None) -> None:
+    """Poll a background merge or generation; redraw the whole page once it is over."""
+    task = background.get(st.session_state.get(task_key))
+    if task is None or task.state != "running":
+        st.rerun()
+    if columns is None:
+        st.status(t("models.merging"), state="running")
+    else:
+        render_cells(columns, task)
+
+
+merge_task = background.get(st.session_state.get("models.merge_task"))
+if entry and merged is None and not (merge_task and merge_task.state == "running"):
     if st.button(t("models.merge"), key="models.merge", help=t("models.merge_help")):
-        from trainer.merge import merge
+        start_merge(entry.id)
+        merge_task = background.get(st.session_state["models.merge_task"])
+if merge_task is not None:
+    if merge_task.state == "running":
+        follow("models.merge_task")
+    elif merge_task.state == "failed":
+        st.error(merge_task.error, icon="⚠️")
+    else:
+        outcome = merge_task.result
+        st.success(t("models.merged_ok", path=outcome["output_dir"], diff=f"{outcome.get('max_logit_diff', 0):.2e}"), icon="🧩")
 
-        with shown_as_error(), st.spinner(t("models.merging")):
-            outcome = merge(entry.id)
-            st.session_state["models.merge_result"] = outcome
-            st.rerun()
-if st.session_state.get("models.merge_result"):
-    outcome = st.session_state["models.merge_result"]
-    st.success(t("models.merged_ok", path=outcome["output_dir"], diff=f"{outcome.get('max_logit_diff', 0):.2e}"), icon="🧩")
-
-run = st.button(t("models.try"), type="primary", disabled=not prompt.strip(), key="models.try")
-cells = st.columns(len(columns))
-for index, (cell, (label, name)) in enumerate(zip(cells, columns)):
-    with cell:
-        st.markdown(f"**{label}**")
-        st.caption(name or t("models.not_merged"))
-        if run and name:
-            with shown_as_error(), st.spinner(t("models.generating")):
-                st.session_state[f"models.reply.{index}"] = reply(name, prompt, int(max_new_tokens))
-        if name and st.session_state.get(f"models.reply.{index}") is not None:
-            st.text(st.session_state[f"models.reply.{index}"])
+generate_task = background.get(st.session_state.get("models.generate_task"))
+busy = generate_task is not None and generate_task.state == "running"
+if st.button(t("models.try"), type="primary", disabled=not prompt.strip() or busy, key="models.try"):
+    start_generation([name for _, name in columns], prompt, int(max_new_tokens))
+    generate_task = background.get(st.session_state["models.generate_task"])
+if generate_task is not None and generate_task.state == "running":
+    follow("models.generate_task", columns)
+else:
+    if generate_task is not None and generate_task.state == "failed":
+        st.error(generate_task.error, icon="⚠️")
+    render_cells(columns, generate_task)

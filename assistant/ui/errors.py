@@ -7,28 +7,23 @@ message that names the fix, and the rest of the page keeps working.
 
 from __future__ import annotations
 
-import importlib
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Iterator
 
 import streamlit as st
 
-# (module, class) pairs of the parts' user-facing errors. ValueError covers ConfigError and the
-# other validation errors that subclass it.
-_ERROR_CLASSES = [
-    ("assistant.cli_common", "UserError"),
-    ("trainer.models", "ModelError"),
-    ("trainer.workspace", "WorkspaceError"),
-]
+from assistant.cli_common import UserError
+from trainer.models import ModelError
+from trainer.workspace import WorkspaceError
 
 
-@lru_cache(maxsize=1)
 def user_error_types() -> tuple[type[BaseException], ...]:
-    found: list[type[BaseException]] = [ValueError, FileNotFoundError]
-    for module_name, class_name in _ERROR_CLASSES:
-        found.append(getattr(importlib.import_module(module_name), class_name))
-    return tuple(found)
+    """The exceptions that mean "the person can fix this".
+
+    ValueError covers the parts' own types, which all subclass it: ConfigError, JobError,
+    MergeError, EvalError, KnowledgeError.
+    """
+    return (UserError, ModelError, WorkspaceError, ValueError, FileNotFoundError)
 
 
 def one_line(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from assistant.ui.i18n import t
+from assistant.ui.i18n import column_labels, t
 from trainer import workspace
 
 
@@ -24,23 +24,37 @@ def scores_frame(result: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def scores_chart(long: pd.DataFrame):
+    """Grouped bars, one group per scorer and one bar per model, on a fixed 0..1 axis (so zeros look like zeros)."""
+    import altair as alt
+
+    return alt.Chart(long).mark_bar().encode(
+        x=alt.X("scorer:N", title=None, axis=alt.Axis(labelAngle=0)),
+        xOffset="model:N",
+        y=alt.Y("score:Q", title=t("evals.score"), scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("model:N", title=t("col.model"), legend=alt.Legend(orient="bottom", labelLimit=600)),
+        tooltip=["model", "scorer", alt.Tooltip("score:Q", format=".3f")],
+    ).properties(height=260)
+
+
 def render_results(result: dict) -> None:
     """The results table, a bar chart of the bounded scores, and where the run's files are."""
     st.subheader(t("evals.results"))
     st.caption(t("evals.results_meta", rows=result.get("rows", 0), run_dir=result.get("run_dir", "")))
     table = scores_frame(result)
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(table, hide_index=True, width="stretch", column_config=column_labels(table.columns))
     # Only scores on a 0..1 scale share one chart; latency (seconds) and perplexity would flatten it.
     bounded = [s["name"] for s in result.get("scorers") or [] if s.get("bounded")]
     long = table.melt(id_vars="model", value_vars=[c for c in bounded if c in table.columns], var_name="scorer", value_name="score")
     long = long.dropna()
     if not long.empty:
-        st.bar_chart(long, x="scorer", y="score", color="model", stack=False, height=280)
+        st.altair_chart(scores_chart(long), width="stretch")
     for notice in result.get("notices") or []:
         st.caption(f"ℹ️ {notice}")
     if result.get("run_dir"):
         with st.expander(t("evals.rows")):
-            st.dataframe(rows_frame(result["run_dir"]), hide_index=True, width="stretch")
+            rows = rows_frame(result["run_dir"])
+            st.dataframe(rows, hide_index=True, width="stretch", column_config=column_labels(rows.columns))
 
 
 def scored_rows(run_dir: Path) -> int:
@@ -98,10 +112,11 @@ def render_comparison(comparison: dict) -> None:
     a, b = comparison["a"], comparison["b"]
     st.markdown(t("evals.compare_pair", a=f"{Path(a['run_dir']).name} · {a['model']}", b=f"{Path(b['run_dir']).name} · {b['model']}",
                   n=comparison.get("paired_rows", 0)))
-    st.dataframe(comparison_frame(comparison), hide_index=True, width="stretch")
+    verdicts = comparison_frame(comparison)
+    st.dataframe(verdicts, hide_index=True, width="stretch", column_config=column_labels(verdicts.columns))
     for notice in comparison.get("notices") or []:
         st.caption(f"ℹ️ {notice}")
     rows = pd.DataFrame([{"row": r["row"], "input": r.get("input"), "expected": r.get("expected"),
                           "A": r.get("output_a"), "B": r.get("output_b")} for r in comparison.get("rows") or []])
     with st.expander(t("evals.rows")):
-        st.dataframe(rows, hide_index=True, width="stretch")
+        st.dataframe(rows, hide_index=True, width="stretch", column_config=column_labels(rows.columns))

@@ -93,3 +93,12 @@ def language_switch() -> None:
         on_change=_apply_switch,
         horizontal=True,
     )
+
+
+def column_labels(columns) -> dict:
+    """`column_config` for st.dataframe: known columns get headers in the interface language.
+
+    The data keeps its own column names (what the library returns); only the headers change.
+    """
+    known = catalog(DEFAULT_LANG)
+    return {str(c): st.column_config.Column(t(f"col.{c}")) for c in columns if f"col.{c}" in known}
