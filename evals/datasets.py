@@ -101,7 +101,8 @@ def load_dataset(path: str | Path, format: str = "auto") -> Dataset:
     if fmt == "json":
         rows = _parse_json(text, file)
     elif fmt == "jsonl":
-        rows = _parse_jsonl(text, file)
+        # A JSON array saved with a .jsonl name is common enough to accept.
+        rows = _parse_json(text, file) if text.lstrip().startswith("[") else _parse_jsonl(text, file)
     elif fmt in ("csv", "tsv"):
         rows = _parse_csv(text, file, delimiter="\t" if fmt == "tsv" else None)
     else:

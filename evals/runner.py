@@ -169,8 +169,16 @@ def row_passed(scores: dict, scorers: list[Scorer], thresholds: dict[str, float]
 
 # ---------------------------------------------------------------- the run
 
-def run_eval(spec: EvalSpec, progress: bool = True) -> dict:
-    """Run (or resume) an eval; returns the `tunepilot eval run --json` document."""
+def run_eval(spec: EvalSpec | dict, progress: bool = True, on_progress=None) -> dict:
+    """Run (or resume) an eval; returns the `tunepilot eval run --json` document.
+
+    `progress` draws rich bars on stderr; `on_progress(model, done, total)` is called after each row
+    (for UIs such as the Streamlit page).
+    """
+    if isinstance(spec, dict):
+        from evals.spec import parse_spec
+
+        spec = parse_spec(spec)
     prepared = prepare(spec)
     scorers = build_scorers(prepared.scorer_specs, settings=spec)
     _check_scorers(scorers, prepared.expected_column, prepared.dataset.columns)
@@ -198,14 +206,18 @@ def run_eval(spec: EvalSpec, progress: bool = True) -> dict:
 
     with _progress_bar(progress) as bar:
         for provider in providers:
-            _run_provider(provider, prepared.rows, active, spec, run_dir, latest, weights, thresholds, bar, logger)
+            _run_provider(provider, prepared.rows, active, spec, run_dir, latest, weights, thresholds, bar, logger,
+                          on_progress)
 
     final = [latest[(p.name, r.key)] for p in providers for r in prepared.rows if (p.name, r.key) in latest]
     for rec in final:  # weights/thresholds may have changed since an earlier, resumed run
         if not rec.get("error"):
             rec["overall"] = row_overall(rec["scores"], active, weights)
             rec["passed"] = row_passed(rec["scores"], active, thresholds)
-    runstore.compact(run_dir, final)
+    # Keep other models' results for these rows (an earlier run into the same folder); drop stale rows.
+    names, keys = {p.name for p in providers}, {r.key for r in prepared.rows}
+    kept = [rec for (model, key), rec in latest.items() if model not in names and key in keys]
+    runstore.compact(run_dir, final + kept)
     if logger.enabled and logger.failures:
         notices.append(f"PromptLayer: {logger.failures} logging call(s) failed; see the warnings above")
     for p in providers:
@@ -221,7 +233,7 @@ def run_eval(spec: EvalSpec, progress: bool = True) -> dict:
 
 
 def _run_provider(provider: Provider, rows: list[EvalRow], scorers: list[Scorer], spec: EvalSpec, run_dir: Path,
-                  latest: dict, weights: dict, thresholds: dict, bar, logger: PromptLayerLogger) -> None:
+                  latest: dict, weights: dict, thresholds: dict, bar, logger: PromptLayerLogger, on_progress=None) -> None:
     to_generate, to_rescore = [], []
     for row in rows:
         rec = latest.get((provider.name, row.key))
@@ -229,10 +241,13 @@ def _run_provider(provider: Provider, rows: list[EvalRow], scorers: list[Scorer]
             to_generate.append(row)
         elif any(s.name not in rec["scores"] and s.name not in rec.get("score_errors", {}) for s in scorers):
             to_rescore.append((row, rec))
-    task = bar.add_task(f"{provider.name}", total=len(to_generate) + len(to_rescore)) if bar else None
+    total = len(to_generate) + len(to_rescore)
+    task = bar.add_task(f"{provider.name}", total=total) if bar else None
+    done = 0
 
     def finish(row: EvalRow, output: str | None, error: str | None, latency: float | None, old: dict | None,
                started: float, ended: float) -> None:
+        nonlocal done
         if error is None:
             ctx = RowContext(output=output or "", expected=row.expected, prompt=row.prompt, messages=row.messages,
                              row=row.row, latency_s=latency, provider=provider)
@@ -255,6 +270,9 @@ def _run_provider(provider: Provider, rows: list[EvalRow], scorers: list[Scorer]
             logger.log(record, row.messages, row.row, provider, spec.generation, started, ended, scorers)
         if bar:
             bar.advance(task)
+        done += 1
+        if on_progress:
+            on_progress(provider.name, done, total)
 
     for row, rec in to_rescore:
         now = time.time()
@@ -310,7 +328,12 @@ def summarise(run_dir: Path, prepared: PreparedRun, providers: list[Provider], a
             if values:
                 scores[s.name] = _mean(values)
             elif ok:
-                skipped[s.name] = "not applicable to this model" if all(s.name in r["scores"] for r in ok) else "failed on every row"
+                if all(s.name in r["scores"] for r in ok):
+                    skipped[s.name] = "not applicable to this model"
+                else:
+                    first = next((r["score_errors"][s.name] for r in ok if s.name in r.get("score_errors", {})), "")
+                    skipped[s.name] = f"failed on every row ({first})"
+                    notices.append(f"{s.name} failed on every row of {provider.name}: {first}")
         details = {}
         for s in active:
             if s.corpus_level:

@@ -59,6 +59,8 @@ def test_tsv_json_array_object_and_jsonl(tmp_path):
     (tmp_path / "q.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS) + "\n\n", encoding="utf-8")
     data = load_dataset(tmp_path / "q.jsonl")
     assert data.rows == ROWS and data.format == "jsonl"
+    (tmp_path / "array.jsonl").write_text(json.dumps(ROWS, ensure_ascii=False, indent=2), encoding="utf-8")
+    assert load_dataset(tmp_path / "array.jsonl").rows == ROWS
     # GBK JSONL, no extension: sniffed.
     (tmp_path / "noext").write_bytes("\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS).encode("gbk"))
     data = load_dataset(tmp_path / "noext")

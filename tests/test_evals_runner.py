@@ -176,8 +176,10 @@ def test_resume_after_a_partial_run(tmp_path, tiny_model_dir, spy_generate):
     run_eval(build_spec(**base, limit=2), progress=False)
     assert spy_generate == [2]
     spy_generate.clear()
-    summary = run_eval(build_spec(**base), progress=False)
+    seen = []
+    summary = run_eval(build_spec(**base), progress=False, on_progress=lambda *a: seen.append(a))
     assert spy_generate == [3]  # only the three rows not scored before
+    assert seen == [(str(tiny_model_dir), 1, 3), (str(tiny_model_dir), 2, 3), (str(tiny_model_dir), 3, 3)]
     assert summary["rows"] == 5 and summary["models"][str(tiny_model_dir)]["rows_scored"] == 5
 
 
@@ -296,6 +298,14 @@ def test_llm_judge_through_an_openai_compatible_judge(tmp_path, tiny_model_dir):
     assert summary["models"][str(tiny_model_dir)]["scores"]["llm_judge"] == pytest.approx(0.8)
     assert "Rubric" in server.calls[0][1]["messages"][0]["content"]
 
+    # A judge that cannot be reached: the scorer fails on every row, said in a notice, never a silent 0.
+    spec = spec.model_copy(update={"judge": spec.judge.model_copy(update={"base_url": server.url + "/v1"}),
+                                   "out": str(tmp_path / "run2")})
+    summary = run_eval(spec, progress=False)
+    info = summary["models"][str(tiny_model_dir)]
+    assert "llm_judge" not in info["scores"] and info["skipped"]["llm_judge"].startswith("failed on every row")
+    assert any(n.startswith("llm_judge failed on every row") for n in summary["notices"])
+
 
 def promptlayer_api(path, body, headers):
     if path == "/log-request":
@@ -331,3 +341,19 @@ def test_promptlayer_logging_only_with_a_key(tmp_path, tiny_model_dir, monkeypat
     assert sorted(s["name"] for s in scores) == ["exact", "exact", "rouge_l", "rouge_l"]
     assert all(0 <= s["score"] <= 100 and s["request_id"] == 102 for s in scores)
     assert not any("PromptLayer" in n for n in summary["notices"])
+
+
+def test_adding_a_model_to_an_existing_run_folder_keeps_the_first(tmp_path, tiny_model_dir):
+    from evals.compare import compare
+    from trainer import models
+
+    models.register_local("tiny-ft", tiny_model_dir)
+    dataset = write_gbk_csv(tmp_path / "q.csv", QUESTIONS[:2])
+    out = tmp_path / "run"
+    common = dict(dataset=str(dataset), out=str(out), max_new_tokens=3, scorers=["exact", "chrf"])
+    run_eval(build_spec(models=[str(tiny_model_dir)], **common), progress=False)
+    summary = run_eval(build_spec(models=["tiny-ft"], **common), progress=False)
+    assert list(summary["models"]) == ["tiny-ft"]
+    assert {r["model"] for r in read_jsonl(out / "results.jsonl")} == {str(tiny_model_dir), "tiny-ft"}
+    result = compare(out, model_a=str(tiny_model_dir), model_b="tiny-ft")
+    assert result["paired_rows"] == 2 and result["scorers"]["exact"]["ties"] == 2

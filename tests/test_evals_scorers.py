@@ -41,6 +41,7 @@ def test_contains_and_icontains():
     assert score("icontains", "The answer is paris.", "Paris") == 1.0
     assert score("contains", "学习率通常为 2e-4", "2e-4") == 1.0
     assert SCORERS["contains"]({"value": "yes"}).score(ctx("oh yes")) == 1.0
+    assert score("contains", "anything", "") is None  # empty expected: not applicable, not a free 1
 
 
 def test_regex_with_pattern_option_and_expected_as_pattern():

@@ -37,7 +37,10 @@ class Contains(Scorer):
         return normalise(str(self.params.get("value", ctx.expected or "")))
 
     def score(self, ctx: RowContext) -> float | None:
-        return float(self._needle(ctx) in normalise(ctx.output))
+        needle = self._needle(ctx)
+        if not needle:
+            return None  # an empty expected answer is "contained" in anything; not a meaningful score
+        return float(needle in normalise(ctx.output))
 
 
 class IContains(Contains):
@@ -45,7 +48,10 @@ class IContains(Contains):
     description = "Like contains, ignoring case."
 
     def score(self, ctx: RowContext) -> float | None:
-        return float(self._needle(ctx).casefold() in normalise(ctx.output).casefold())
+        needle = self._needle(ctx)
+        if not needle:
+            return None
+        return float(needle.casefold() in normalise(ctx.output).casefold())
 
 
 class RegexMatch(Scorer):
