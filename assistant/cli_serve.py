@@ -57,8 +57,9 @@ def serve(
         if host not in _LOOPBACK and not settings.api_key:
             typer.echo(f"warning: serving on {host} without an API key lets anyone on the network use it; "
                        "set --api-key or TUNEPILOT_API_KEY.", err=True)
+    _check_port_free(host, port)  # before loading anything, so a taken port fails at once
+    with user_errors():
         app = create_app(settings)
-    _check_port_free(host, port)
     shown = f"[{host}]" if ":" in host else host
     typer.echo(f"tunepilot API: http://{shown}:{port}/v1 (use it as the OpenAI base_url); docs at /docs", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -155,16 +155,22 @@ def test_concurrent_requests_all_get_answers(client, server):
     results: list = [None] * 4
 
     def ask(i: int) -> None:
-        results[i] = client.chat.completions.create(
-            model="tiny", messages=[{"role": "user", "content": "Hello"}], max_tokens=8, temperature=0,
-            extra_body={"ignore_eos": True})
+        try:
+            results[i] = client.chat.completions.create(
+                model="tiny", messages=[{"role": "user", "content": "Hello"}], max_tokens=8, temperature=0,
+                extra_body={"ignore_eos": True})
+        except Exception as exc:  # reported below with the other results
+            results[i] = exc
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert not errors, errors
     assert all(r.usage.completion_tokens == 8 for r in results)
+    assert len({r.choices[0].message.content for r in results}) == 1  # same prompt, greedy: same reply
     assert status(server)["generation"]["active_generations"] == 0
 
 
@@ -256,6 +262,16 @@ def test_oversize_chunked_body_without_length_is_413(server):
     response = httpx.post(f"{server.base_url}/chat/completions", content=chunks(),
                           headers={"content-type": "application/json"}, timeout=30)
     assert response.status_code == 413
+
+
+def test_upload_over_the_upload_limit_is_413():
+    settings = ServerSettings(max_upload_bytes=2_000)
+    with BackgroundServer(create_app(settings)) as small:
+        client = openai.OpenAI(base_url=small.base_url, api_key="unused", max_retries=0)
+        with pytest.raises(openai.APIStatusError) as err:
+            client.files.create(file=("train.jsonl", b'{"text": "hello"}\n' * 500), purpose="fine-tune")
+        assert err.value.status_code == 413
+        assert "TUNEPILOT_SERVE_MAX_UPLOAD_MB" in err.value.body["message"]
 
 
 def test_unknown_route_is_404_in_openai_shape(server):

@@ -63,14 +63,10 @@ def _count(tokenizer, text: str, add_special: bool) -> int:
 
 
 def _encode(handle: ModelHandle, prompts: list[Prompt]) -> dict:
-    tok = handle.tokenizer
-    old_side = tok.padding_side
-    tok.padding_side = "left"  # decoder-only models continue from the right edge
-    try:
-        enc = tok([p.text for p in prompts], return_tensors="pt", padding=True,
-                  add_special_tokens=prompts[0].add_special_tokens)
-    finally:
-        tok.padding_side = old_side
+    # Left padding: decoder-only models continue from the right edge. Passed per call rather than
+    # set on the shared tokenizer, which other requests use at the same time.
+    enc = handle.tokenizer([p.text for p in prompts], return_tensors="pt", padding=True, padding_side="left",
+                           add_special_tokens=prompts[0].add_special_tokens)
     device = handle.model.device
     return {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
 
