@@ -33,6 +33,7 @@ _LEAD_EN = re.compile(r"^(and|so|then|also|ok(ay)?|what about|how about|and what
 _LEAD_ZH = re.compile(r"^(那么|那|还有|另外|再问一下|如果是|换成|对于)[\s，,]*")
 _TAIL_ZH = re.compile(r"[呢吗][？?]?$")
 _PRONOUN_EN = re.compile(r"\b(it|its|this|that|them|they)\b", re.I)
+_DUMMY_IT = re.compile(r"\b(is it|it is|it's|does it matter|it takes)\s+(possible|ok|okay|fine|better|worth|necessary|normal|true|a good idea|long)", re.I)
 _PRONOUN_ZH = re.compile(r"(它们|它|这个|那个|这种|该方法)")
 
 
@@ -82,17 +83,19 @@ def condense_rules(question: str, history: list[dict] | None) -> str:
     lang = detect_lang(question + " " + previous)
     follow = _entities(question)
     before = _entities(previous)
-    # 1. swap a same-kind entity
-    for kind, name in follow.items():
+    elliptical = _is_elliptical(question, lang)
+    short = len(content_terms(question)) <= 3
+    # 1. swap a same-kind entity, only in a short or elliptical follow-up: a full question that
+    #    happens to name another method ("How does QLoRA quantize the base?") stands on its own.
+    for kind, name in (follow.items() if (short or elliptical) else ()):
         old = before.get(kind)
         if old and old != name:
             new_text = _original_case(question, name)
             return re.sub(re.escape(old), lambda _m: new_text, previous, count=1, flags=re.I)
-    elliptical = _is_elliptical(question, lang)
-    # 2. pronoun -> the previous question's subject
+    # 2. pronoun -> the previous question's subject ("is it possible ..." uses "it" for nothing)
     subject = next(iter(before.values()), None)
     pronoun = _PRONOUN_ZH if lang == "zh" else _PRONOUN_EN
-    if subject and not follow and pronoun.search(question):
+    if subject and not follow and pronoun.search(question) and not _DUMMY_IT.search(question):
         subject_text = _original_case(previous, subject)
         return pronoun.sub(lambda _m: subject_text, question, count=1)
     # 3. carry the previous question for short or elliptical follow-ups

@@ -202,6 +202,8 @@ def _h(q):
     ("那批大小呢？", "LoRA 怎么设置学习率？", "LoRA 怎么设置学习率，批大小？"),
     ("What is packing?", "What is QLoRA?", "What is packing?"),
     ("What about Lion?", "Which learning rate for AdamW?", "Which learning rate for Lion?"),
+    ("How does QLoRA quantize the base model weights?", "What learning rate for LoRA?", "How does QLoRA quantize the base model weights?"),
+    ("Is it possible to train on a CPU?", "What is QLoRA?", "Is it possible to train on a CPU?"),
 ])
 def test_condense_rules(question, previous, expected):
     assert condense_rules(question, _h(previous)) == expected
