@@ -17,10 +17,9 @@ import os
 import sys
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from knowledge import KnowledgeError, bm25_index, docs_path, store as stores
 from knowledge.chunking import CHUNKER_VERSION, chunk, heading_prefix
@@ -97,30 +96,6 @@ def file_hash(data: bytes) -> str:
     return hashlib.sha256(CHUNKER_VERSION.encode() + b"\0" + data).hexdigest()
 
 
-@contextmanager
-def collection_lock(st: stores.Store, physical: str, wait: bool = True) -> Iterator[bool]:
-    """One writer per collection on this machine. Yields False when `wait` is off and it is taken."""
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(st.local_dir() / f"{physical}.lock"))
-    try:
-        lock.acquire(timeout=0.5 if wait else 0)
-    except Timeout:
-        if not wait:
-            yield False
-            return
-        print(f"waiting for another ingest into {physical} to finish ...", file=sys.stderr)
-        lock.acquire()
-    try:
-        yield True
-    finally:
-        lock.release()
-
-
-def snapshot_path(st: stores.Store, physical: str) -> Path:
-    return st.local_dir() / f"{physical}.bm25.pkl"
-
-
 def ingest(
     paths: Iterable[str | os.PathLike],
     collection: str = "default",
@@ -190,7 +165,7 @@ def run(roots: list[_Root], collection: str, st: stores.Store, embedder: Embedde
     started = time.perf_counter()
     physical = st.physical_name(collection, embedder.name)
     summary = IngestSummary(collection=collection, store=st.location, roots=[str(r.path) for r in roots])
-    with collection_lock(st, physical, wait=wait) as locked:
+    with st.writer_lock(physical, wait=wait) as locked:
         if not locked:
             return None
         col = st.open(collection, embedder.name, create=True)
@@ -215,7 +190,7 @@ def run(roots: list[_Root], collection: str, st: stores.Store, embedder: Embedde
 
 def _publish(st: stores.Store, col, physical: str) -> None:
     """A fresh BM25 snapshot, then the revision that names it."""
-    path = snapshot_path(st, physical)
+    path = st.snapshot_path(physical)
     ids, docs, metas = stores.all_chunks(col)
     revision = uuid.uuid4().hex
     snap = bm25_index.build(ids, docs, metas, revision, previous=bm25_index.load(path))

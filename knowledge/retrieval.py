@@ -62,7 +62,6 @@ class _CollectionState:
         self.physical = st.physical_name(collection, embedder_name)
         self.snapshot: bm25_index.Snapshot | None = None
         self.checked_at = 0.0
-        self.shipped_checked_at = 0.0
         self.col = None
         self.lock = threading.Lock()
 
@@ -74,9 +73,9 @@ _registry_lock = threading.Lock()
 def _state(collection: str, chroma_url: str | None) -> _CollectionState:
     st = stores.get_store(chroma_url)
     embedder = get_embedder()
-    key = (id(st), collection, embedder.name)
+    key = (id(st), collection, embedder.name)  # stores live as long as the process
     with _registry_lock:
-        if key not in _states or _states[key].store is not st:
+        if key not in _states:
             _states[key] = _CollectionState(st, collection, embedder.name)
         return _states[key]
 
@@ -107,19 +106,17 @@ def _refresh(state: _CollectionState) -> None:
 
 
 def _load_or_rebuild(state: _CollectionState, col, revision: str) -> bm25_index.Snapshot:
-    from knowledge.ingest import collection_lock, snapshot_path
-
-    path = snapshot_path(state.store, state.physical)
+    path = state.store.snapshot_path(state.physical)
     saved = bm25_index.load(path)
     if saved is not None and saved.revision == revision:
         return saved
     previous = saved or state.snapshot  # its tokens are reused for unchanged chunks
     # Stale: an ingest is running, was interrupted, or ran on another machine. Rebuild from Chroma.
-    with collection_lock(state.store, state.physical, wait=False) as locked:
+    with state.store.writer_lock(state.physical, wait=False) as locked:
         if locked:
             # No ingest runs here, so a dirty revision is a crashed one's: heal it, and store the
             # snapshot so later readers just load it.
-            col = state.store.open(state.collection, state.embedder_name, create=False)
+            col = state.col = state.store.open(state.collection, state.embedder_name, create=False)
             revision = stores.revision(col)
             if not revision or revision.startswith(("dirty", "new")):
                 revision = state.store.set_revision(col)

@@ -13,10 +13,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlparse
 
 from knowledge import KnowledgeError
@@ -124,6 +127,29 @@ class Store:
         path = index_dir() / ("bm25" if self.key == "local" else f"bm25-{self.key}")
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def snapshot_path(self, physical: str) -> Path:
+        return self.local_dir() / f"{physical}.bm25.pkl"
+
+    @contextmanager
+    def writer_lock(self, physical: str, wait: bool = True) -> Iterator[bool]:
+        """One writer per collection on this machine (ingests, and readers healing a crashed
+        ingest's leftovers). Yields False when `wait` is off and the lock is taken."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.local_dir() / f"{physical}.lock"))
+        try:
+            lock.acquire(timeout=0.5 if wait else 0)
+        except Timeout:
+            if not wait:
+                yield False
+                return
+            print(f"waiting for another ingest into {physical} to finish ...", file=sys.stderr)
+            lock.acquire()
+        try:
+            yield True
+        finally:
+            lock.release()
 
     # ------------------------------------------------------------------ collections
 

@@ -312,3 +312,34 @@ def test_the_shipped_corpus_loads_cleanly():
     chunks = _chunks_of("default")
     assert set(chunks) == {f.relative_to(docs_path()).as_posix() for f in files}
     assert all(m["lang"] == src.split("/")[0] for src, metas in chunks.items() for m in metas)
+
+
+def test_searches_keep_working_while_another_process_ingests(corpus, tmp_path, monkeypatch):
+    """The app searching while `tunepilot ingest` runs in a terminal: no errors, and the new
+    documents show up once that ingest is done (embedded Chroma keeps vectors in memory per
+    process, so the reader must notice the other writer and reload)."""
+    import time
+
+    import knowledge.retrieval as retrieval
+    from knowledge import docs_path
+    from knowledge.ingest import ingest
+
+    ingest([corpus / "en"], collection="t", progress=False)
+    assert retrieval.search("gradient checkpointing", k=1, collection="t")
+    big = tmp_path / "big"
+    shutil.copytree(docs_path(), big)
+    monkeypatch.setattr(retrieval, "REFRESH_SECONDS", 0.0)
+    child = subprocess.Popen(
+        [sys.executable, "-c", f"from knowledge.ingest import ingest; ingest([{str(big)!r}], collection='t', progress=False)"],
+        cwd=REPO, env=dict(os.environ), stderr=subprocess.PIPE,
+    )
+    searched = 0
+    while child.poll() is None:
+        assert retrieval.search("gradient checkpointing 梯度检查点", k=3, collection="t")
+        searched += 1
+        time.sleep(0.05)
+    assert child.returncode == 0, child.stderr.read().decode()[-2000:]
+    assert searched > 0
+    hits = retrieval.search("QLoRA NF4 double quantization paged optimizers", k=3, collection="t")
+    assert hits[0].source == "en/qlora.md"
+    assert retrieval.search("QLoRA NF4 double quantization", k=3, collection="t", mode="dense")[0].source.endswith("qlora.md")
