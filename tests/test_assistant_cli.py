@@ -93,3 +93,20 @@ def test_chat_user_mistakes_do_not_end_the_session(fake_index):
     assert "no config yet" in out.stdout
     assert "unknown command /bogus" in out.stdout
     assert "A typical learning rate" in out.stdout
+
+
+def test_chat_launch_creates_a_job_from_the_last_config(fake_index, monkeypatch):
+    from trainer import jobs
+
+    created = {}
+
+    def fake_create_job(cfg, suffix=None, **kw):
+        created["cfg"] = cfg
+        return {"id": "ftjob-test", "status": "queued"}
+
+    monkeypatch.setattr(jobs, "create_job", fake_create_job)
+    script = "fine-tune gemma-3-270m on data.jsonl with LoRA, 2 epochs\n\n/launch\n/quit\n"
+    out = CliRunner().invoke(app, ["chat"], input=script)
+    assert out.exit_code == 0, out.output
+    assert "job ftjob-test queued" in out.stdout
+    assert created["cfg"].training.epochs == 2 and created["cfg"].dataset.path == "data.jsonl"
