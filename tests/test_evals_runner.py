@@ -357,3 +357,19 @@ def test_adding_a_model_to_an_existing_run_folder_keeps_the_first(tmp_path, tiny
     assert {r["model"] for r in read_jsonl(out / "results.jsonl")} == {str(tiny_model_dir), "tiny-ft"}
     result = compare(out, model_a=str(tiny_model_dir), model_b="tiny-ft")
     assert result["paired_rows"] == 2 and result["scorers"]["exact"]["ties"] == 2
+
+
+def test_a_model_that_cannot_load_errors_its_rows_and_the_next_model_still_runs(tmp_path, tiny_model_dir):
+    from trainer import models
+
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "gemma3_text"}', encoding="utf-8")  # no weights, no tokenizer
+    models.register_local("broken", broken)
+    dataset = write_gbk_csv(tmp_path / "q.csv", QUESTIONS[:2])
+    summary = run_eval(build_spec(dataset=str(dataset), models=["broken", str(tiny_model_dir)], max_new_tokens=3,
+                                  scorers=["exact"], out=str(tmp_path / "run")), progress=False)
+    assert summary["models"]["broken"]["errors"] == 2 and summary["models"]["broken"]["scores"] == {}
+    assert summary["models"][str(tiny_model_dir)]["errors"] == 0
+    errors = {r["error"] for r in read_jsonl(tmp_path / "run" / "results.jsonl") if r["model"] == "broken"}
+    assert len(errors) == 1 and next(iter(errors)).startswith("cannot load broken: ")
