@@ -17,8 +17,8 @@ from langchain_text_splitters import ExperimentalMarkdownSyntaxTextSplitter, Rec
 from knowledge.lang import CJK_CHAR, detect_lang
 from knowledge.loaders import LoadedDoc
 
-# Bump when chunk boundaries or chunk metadata change: every file is then re-embedded once.
-CHUNKER_VERSION = "2"
+# Bump when loading, chunk boundaries or chunk metadata change: every file is then re-embedded once.
+CHUNKER_VERSION = "3"
 CHUNK_SIZE = 1000
 CHUNK_OVERLAP = 120
 MIN_CHUNK = 100

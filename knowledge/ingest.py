@@ -55,10 +55,6 @@ class IngestSummary:
     chunks_total: int = 0  # chunks in the collection afterwards
     seconds: float = 0.0
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.updated or self.removed)
-
     def to_dict(self) -> dict:
         data = asdict(self)
         data["counts"] = {k: len(data[k]) for k in ("added", "updated", "unchanged", "removed", "skipped")}

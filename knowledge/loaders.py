@@ -227,6 +227,11 @@ def clean_markdown(text: str, mdx: bool = False) -> str:
 _RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+:.])\1{2,}\s*$")
 _RST_ROLE = re.compile(r":[a-zA-Z:_-]+:`([^`<]*?)(?:\s*<[^>]*>)?`")
 _RST_DIRECTIVE = re.compile(r"^\.\.\s+([\w:-]+)::\s*(.*)$")
+_RST_DROP = {
+    "toctree", "image", "figure", "include", "literalinclude", "raw", "only", "contents", "index",
+    "highlight", "currentmodule", "module", "automodule", "autoclass", "autofunction", "automethod",
+    "autosummary", "autodata", "autoattribute", "meta", "sectionauthor", "plot", "minigallery",
+}
 
 
 def rst_to_markdown(text: str) -> str:
@@ -267,13 +272,21 @@ def rst_to_markdown(text: str) -> str:
         directive = _RST_DIRECTIVE.match(line)
         if line.startswith(".."):
             end = indented_block(i + 1)
-            if directive and directive.group(1) in ("code-block", "code", "sourcecode", "literalinclude"):
-                body = [b[4:] if b.startswith("    ") else b.strip() for b in lines[i + 1 : end]]
-                body = [b for b in body if not b.startswith(":")]
+            name = directive.group(1) if directive else ""
+            body = _dedent(lines[i + 1 : end])
+            while body and (body[0].lstrip().startswith(":") or not body[0].strip()):
+                body = body[1:]  # the directive's option lines
+            if name in ("code-block", "code", "sourcecode"):
                 out += ["```" + directive.group(2).strip(), *_trim_blank(body), "```"]
-            elif directive and directive.group(1) in ("note", "warning", "tip", "important", "hint", "seealso", "attention", "caution", "danger", "admonition"):
-                out += [directive.group(2)] + [b.strip() for b in lines[i + 1 : end]]
-            # anything else after `..` (comments, targets, substitutions, toctree ...) is not prose
+            elif directive and name not in _RST_DROP:
+                # Admonitions, dropdowns, rubrics, tabs ...: their title and body are prose. Both
+                # go back into the stream in place of the directive, so what they contain (code,
+                # nested directives) is converted too.
+                title = directive.group(2).strip()
+                lines[i:end] = ([title, ""] if title else []) + body + [""]
+                n = len(lines)
+                continue
+            # comments, link targets, substitutions, toctrees, images ...: not prose
             i = end
             continue
         if line.rstrip().endswith("::") and not line.strip().startswith(".."):

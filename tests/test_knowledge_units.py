@@ -89,6 +89,17 @@ def test_rst_headings_code_and_comments():
     assert "```\npip install thing\n```" in md and "```python\nx = 1\n```" in md
 
 
+def test_rst_directive_bodies_are_kept_and_markup_directives_dropped():
+    md = loaders.rst_to_markdown(
+        ".. _target:\n\nTitle\n=====\n\n.. note:: Mind the gap.\n\n"
+        ".. dropdown:: Usage\n    :open:\n\n    Call it like this::\n\n        run(x)\n\n    .. warning::\n\n       Nested text.\n\n"
+        ".. toctree::\n   :maxdepth: 2\n\n   intro\n   api\n\n.. image:: pic.png\n\nAfter.\n"
+    )
+    assert "Mind the gap." in md and "Usage" in md and "Call it like this:" in md
+    assert "```\nrun(x)\n```" in md and "Nested text." in md and "After." in md
+    assert ":open:" not in md and "intro" not in md and "pic.png" not in md and "_target" not in md
+
+
 def test_html_to_markdown_keeps_headings_and_code():
     title, md = loaders.html_to_markdown(
         "<html><head><title>T</title><style>p{}</style></head><body><nav>menu</nav>"
