@@ -333,3 +333,84 @@ def test_knowledge_missing_folder_is_one_error_line(tmp_path):
     at.text_input(key="knowledge.folder").set_value(str(tmp_path / "nope")).run()
     at.button(key="knowledge.ingest").click().run()
     assert len(at.error) == 1 and "nope" in at.error[0].value
+
+
+def test_eval_scorer_that_needs_a_missing_column_is_one_error_line(tiny_model_dir):
+    csv = b"prompt_text,notes\nSay hi,greeting\n"
+    at = open_page(start_app("en"), "evals")
+    at.file_uploader(key="evals.upload").set_value(("nocolumns.csv", csv, "text/csv")).run()
+    at.selectbox(key="evals.input_column").set_value("prompt_text").run()
+    at.multiselect(key="evals.models").set_value([str(tiny_model_dir)]).run()
+    at.multiselect(key="evals.scorers").set_value(["exact"]).run()
+    at.button(key="evals.run").click().run()
+    wait_for(at, lambda a: a.error or catalog("en")["evals.results"] in texts(a.subheader))
+    errors = texts(at.error)
+    assert len(errors) == 1 and "expected" in errors[0] and "\n" not in errors[0], errors
+
+
+def test_compare_two_models_of_a_run(tiny_model_dir):
+    from trainer import models
+
+    models.register_local("tiny", tiny_model_dir)
+    csv = "question,answer\nWho are you?,I am Xiaoxing\n你是谁？,我是小星\n".encode("utf-8")
+    at = open_page(start_app("en"), "evals")
+    at.file_uploader(key="evals.upload").set_value(("pair.csv", csv, "text/csv")).run()
+    at.multiselect(key="evals.models").set_value([str(tiny_model_dir), "tiny"]).run()
+    at.multiselect(key="evals.scorers").set_value(["exact", "rouge_l"]).run()
+    at.number_input(key="evals.max_new_tokens").set_value(4).run()
+    at.button(key="evals.run").click().run()
+    wait_for(at, lambda a: catalog("en")["evals.results"] in texts(a.subheader) or a.error)
+    assert not at.error, texts(at.error)
+    at.run()  # the compare tab lists the finished run
+    assert at.selectbox(key="evals.model_a").value == str(tiny_model_dir)
+    assert at.selectbox(key="evals.model_b").value == "tiny"
+    at.button(key="evals.compare").click().run()
+    assert not at.error, texts(at.error)
+    verdicts = next(df.value for df in at.dataframe if "verdict" in df.value.columns)
+    # The same weights under two names: greedy outputs match, so nothing is better.
+    assert set(verdicts["scorer"]) == {"exact", "rouge_l"}
+    assert set(verdicts["verdict"]) == {"no clear difference"}
+    assert (verdicts["B - A"] == 0).all()
+
+
+def test_unreachable_openai_engine_falls_back_with_a_notice(with_index):
+    at = start_app("en")
+    at.selectbox(key="engine.name").set_value("openai").run()
+    at.text_input(key="engine.base_url").set_value("http://127.0.0.1:9/v1").run()
+    at.text_input(key="engine.model").set_value("nothing-here").run()
+    at.chat_input[0].set_value("What learning rate should I use for LoRA?").run()
+    assert not at.exception, at.exception
+    reply = "\n".join(texts(assistant_messages(at)[-1].markdown))
+    assert "unavailable" in reply and "[1]" in reply, reply
+
+
+def test_training_data_with_the_wrong_columns_never_launches(tiny_model_dir, tmp_path):
+    from trainer import jobs
+
+    bad = tmp_path / "wrong.jsonl"
+    bad.write_text('{"foo": "bar"}\n{"foo": "baz"}\n', encoding="utf-8")
+    at = start_app("en")
+    at.chat_input[0].set_value(f"Fine-tune {tiny_model_dir} on {bad} with LoRA for 1 epoch").run()
+    launch = at.button(key="card1.launch")
+    if not launch.disabled:
+        launch.click().run()
+    assert not at.exception, at.exception
+    assert at.error, "the data problem is reported"
+    assert all("\n" not in e for e in texts(at.error))
+    assert not jobs.list_jobs()
+
+
+def test_knowledge_uploaded_files_are_indexed_and_counted():
+    at = open_page(start_app("zh"), "knowledge")
+    at.text_input(key="knowledge.collection").set_value("uploads").run()
+    assert any("还没有文档" in i for i in texts(at.info))
+    note = "# 长颈鹿模型\n\n长颈鹿模型的预热比例是 0.2，学习率是 1e-4。\n".encode("utf-8")
+    at.file_uploader(key="knowledge.upload").set_value([("长颈鹿.md", note, "text/markdown")]).run()
+    at.button(key="knowledge.ingest").click().run()
+    wait_for(at, lambda a: any(catalog("zh")["knowledge.ingested"] in s for s in texts(a.success)) or a.error)
+    assert not at.error, texts(at.error)
+    at.run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics[catalog("zh")["knowledge.documents"]] == "1"
+    at.text_input(key="knowledge.query").set_value("长颈鹿 预热比例").run()
+    assert any("长颈鹿.md" in m for m in texts(at.markdown)), all_text(at)
