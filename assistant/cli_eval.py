@@ -48,6 +48,7 @@ def run_cmd(
     config: Optional[str] = typer.Option(None, "--config", help="Eval config YAML (flags override its values)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Rows per batched generation (default 16)."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, help="Upper bound on generated tokens (default 128)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, help="0 (the default) is greedy and reproducible."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N rows."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="Endpoint for openai:<model> models (else TUNEPILOT_OPENAI_BASE_URL)."),
     fail_under: List[str] = typer.Option([], "--fail-under", help="SCORER=VALUE (or SCORER@MODEL=VALUE): exit 1 if a mean is below VALUE "
@@ -63,7 +64,7 @@ def run_cmd(
         spec = build_spec(config, dataset=dataset, models=models or None, input_column=input_column,
                           expected_column=expected_column, template=template, system=system,
                           scorers=scorer or None, out=out, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                          limit=limit, fail_under=parse_fail_under(fail_under) or None)
+                          temperature=temperature, limit=limit, fail_under=parse_fail_under(fail_under) or None)
         summary = run_eval(spec, progress=True)
         failures = check_fail_under(summary, spec.fail_under)
     if as_json:
