@@ -123,3 +123,8 @@ def heading_prefix(title: str, heading: str) -> str:
     if title and (not parts or parts[0].strip().lower() != title.strip().lower()):
         parts.insert(0, title)
     return " > ".join(parts)
+
+
+def passage(title: str, heading: str, text: str) -> str:
+    """What the embedding model (and a reranker) reads for a chunk: where it sits, then the text."""
+    return f"{heading_prefix(title, heading)}\n{text}"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterable
 
 from knowledge import KnowledgeError, bm25_index, docs_path, store as stores
-from knowledge.chunking import CHUNKER_VERSION, chunk, heading_prefix
+from knowledge.chunking import CHUNKER_VERSION, chunk, passage
 from knowledge.embeddings import Embedder, get_embedder
 from knowledge.loaders import SUPPORTED, LoadError, load, read_bytes, walk
 
@@ -281,7 +281,7 @@ class _Writer:
     def flush(self) -> None:
         if not self.pending:
             return
-        texts = [heading_prefix(p.title, c.heading) + "\n" + c.text for p, _ in self.pending for c in p.chunks]
+        texts = [passage(p.title, c.heading, c.text) for p, _ in self.pending for c in p.chunks]
         vectors = self.embedder.embed(texts)
         row = 0
         for item, root_id in self.pending:

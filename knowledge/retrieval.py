@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from knowledge import KnowledgeError, bm25_index, store as stores
-from knowledge.chunking import heading_prefix
+from knowledge.chunking import passage
 from knowledge.embeddings import get_embedder
 from knowledge.lang import query_lang, tokenize
 
@@ -213,7 +213,7 @@ def search(
         pool = ranked[:RERANK_CANDIDATES]
         chunks = _chunk(state, [cid for cid, _ in pool])
         pool = [(cid, s) for cid, s in pool if cid in chunks]
-        passages = [heading_prefix(chunks[c][1].get("title", ""), chunks[c][1].get("heading", "")) + "\n" + chunks[c][0] for c, _ in pool]
+        passages = [passage(chunks[c][1].get("title", ""), chunks[c][1].get("heading", ""), chunks[c][0]) for c, _ in pool]
         ranked = cross_rerank(query, [cid for cid, _ in pool], passages)
 
     top = ranked[:k]

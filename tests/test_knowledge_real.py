@@ -151,8 +151,8 @@ def test_cross_encoder_rerank(in_real_home, tmp_path, monkeypatch):
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True)
     model = CrossEncoder(str(folder), device="cpu")
-    from knowledge.chunking import heading_prefix
+    from knowledge.chunking import passage
 
-    expected = model.predict([("lora rank", heading_prefix(hits[0].title, hits[0].heading) + "\n" + hits[0].text)])
+    expected = model.predict([("lora rank", passage(hits[0].title, hits[0].heading, hits[0].text))])
     assert float(expected[0]) == pytest.approx(hits[0].score, abs=1e-4)
     assert search("lora rank", k=4, collection="real", rerank=False)[0].score < 0.1  # RRF scores without it
