@@ -78,3 +78,16 @@ def test_save_upload_is_idempotent_and_safe(tunepilot_home):
 def test_locale_files_are_valid_utf8_json():
     for lang in i18n.LANGUAGES:
         json.loads((i18n.LOCALES_DIR / f"{lang}.json").read_text(encoding="utf-8"))
+
+
+def test_request_findings_survive_revalidation():
+    from assistant.ui.config_card import with_request_findings
+
+    conflict = {"rule_id": "request.conflicting-methods", "severity": "error", "field": "method.type",
+                "message": "both LoRA and full", "source": "en/lora.md", "heading": "Choosing a method"}
+    rule = {"rule_id": "lr-range", "severity": "warning", "field": "optimizer.learning_rate", "message": "high",
+            "source": "en/hyperparameters.md", "heading": "Learning rate"}
+    stale = {**rule, "message": "stale finding from the unedited config"}
+    merged = with_request_findings({"errors": [], "warnings": [rule]}, {"errors": [conflict], "warnings": [stale]})
+    assert merged["errors"] == [conflict]
+    assert merged["warnings"] == [rule]

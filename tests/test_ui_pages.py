@@ -414,3 +414,11 @@ def test_knowledge_uploaded_files_are_indexed_and_counted():
     assert metrics[catalog("zh")["knowledge.documents"]] == "1"
     at.text_input(key="knowledge.query").set_value("长颈鹿 预热比例").run()
     assert any("长颈鹿.md" in m for m in texts(at.markdown)), all_text(at)
+
+
+def test_conflicting_methods_in_the_request_block_launch(tmp_path):
+    data = write_chat_dataset(tmp_path)
+    at = start_app("en")
+    at.chat_input[0].set_value(f"Fine-tune gemma-3-270m on {data} with QLoRA and full fine-tuning").run()
+    assert at.button(key="card1.launch").disabled
+    assert any("request.conflicting-methods" in e for e in texts(at.error)), texts(at.error)

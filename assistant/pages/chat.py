@@ -8,7 +8,7 @@ from assistant.answer import stream_answer
 from assistant.config_from_text import config_from_text, detect_training_intent
 from assistant.ui.citations import render_citations
 from assistant.ui.config_card import render_config_card
-from assistant.ui.engine_picker import engine_options, pick_engine
+from assistant.ui.engine_picker import config_engine, engine_options, pick_engine
 from assistant.ui.errors import shown_as_error
 from assistant.ui.i18n import t
 
@@ -45,7 +45,7 @@ def text_pieces(stream, holder: dict):
 def respond(question: str) -> dict | None:
     """Answer a question (streamed) or build a config card; returns the assistant message to keep."""
     if detect_training_intent(question):
-        result = config_from_text(question)
+        result = config_from_text(question, engine=config_engine(engine_choice))
         return {"role": "assistant", "content": t("chat.config_intro"), "config_result": result}
     history = [{"role": m["role"], "content": m["content"]} for m in messages[:-1] if m.get("content")]
     holder: dict = {}

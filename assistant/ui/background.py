@@ -31,6 +31,7 @@ class Task:
     result: Any = None
     error: str = ""
     started_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
 
     def progress(self, done: int, total: int, note: str = "") -> None:
         """Callback handed to the library: how far the work is."""
@@ -46,10 +47,22 @@ def _registry() -> dict[str, Task]:
     return {}
 
 
+# Finished tasks are kept this long for the pages that still show their outcome, then dropped.
+KEEP_FINISHED_SECONDS = 6 * 3600
+
+
+def _forget_old(registry: dict[str, Task]) -> None:
+    cutoff = time.time() - KEEP_FINISHED_SECONDS
+    for task_id in [i for i, t in registry.items() if t.finished_at and t.finished_at < cutoff]:
+        registry.pop(task_id, None)
+
+
 def start(kind: str, work: Callable[[Task], Any]) -> Task:
     """Start `work(task)` in a thread; its return value becomes `task.result`."""
+    registry = _registry()
+    _forget_old(registry)
     task = Task(id=uuid.uuid4().hex[:12], kind=kind)
-    _registry()[task.id] = task
+    registry[task.id] = task
 
     def run() -> None:
         try:
@@ -59,6 +72,8 @@ def start(kind: str, work: Callable[[Task], Any]) -> Task:
             task.error, task.state = one_line(exc), "failed"
         except Exception as exc:  # a bug: keep the traceback for the page to show
             task.error, task.state = f"{one_line(exc)}\n\n{traceback.format_exc()}", "failed"
+        finally:
+            task.finished_at = time.time()
 
     threading.Thread(target=run, name=f"tunepilot-{kind}-{task.id}", daemon=True).start()
     return task

@@ -53,6 +53,21 @@ def _edit_fields(config: dict, key: str) -> dict:
     return data
 
 
+# Findings about the request itself (two methods that exclude each other, a value the schema
+# rejected, an LLM extraction that fell back), which re-validating the edited config cannot see.
+REQUEST_RULES = ("request.", "config.schema")
+
+
+def with_request_findings(report: dict, original: dict) -> dict:
+    """The edited config's validation plus the original request's own findings (errors still block Launch)."""
+    merged = {"errors": list(report.get("errors", [])), "warnings": list(report.get("warnings", []))}
+    for level in ("errors", "warnings"):
+        for finding in original.get(level, []):
+            if str(finding.get("rule_id", "")).startswith(REQUEST_RULES) and finding not in merged[level]:
+                merged[level].insert(0, finding)
+    return merged
+
+
 def _render_findings(report: dict) -> None:
     """Each finding with its rule id and the doc passage it comes from."""
     for level, show in (("errors", st.error), ("warnings", st.warning)):
@@ -103,7 +118,7 @@ def render_config_card(result: dict, key: str) -> None:
             st.caption(f"🔒 {t('card.fix_fields')}")
             return
 
-        report = rules.validate(cfg, for_launch=True).to_dict()
+        report = with_request_findings(rules.validate(cfg, for_launch=True).to_dict(), result.get("validation") or {})
         _render_findings(report)
         st.markdown(f"**{t('card.memory')}**")
         render_memory_bar(memory.estimate(cfg).to_dict())

@@ -34,3 +34,19 @@ def engine_options(choice: dict) -> dict:
     if choice["name"] == "local" and choice.get("local_model", "").strip():
         return {"model": choice["local_model"].strip()}
     return {}
+
+
+def config_engine(choice: dict):
+    """What `config_from_text(engine=...)` takes: None for the deterministic parser, else an LLM engine.
+
+    An engine that cannot be built from the fields (say, no URL given) is passed by name, so
+    config_from_text records why it fell back to the parser and the card shows that note.
+    """
+    from assistant.engines import EngineUnavailable, get_engine
+
+    if choice["name"] == "extractive":
+        return None
+    try:
+        return get_engine(choice["name"], **engine_options(choice))
+    except EngineUnavailable:
+        return choice["name"]
