@@ -189,11 +189,39 @@ def test_ask_configure_train_and_evaluate_in_the_browser(served_app, tiny_model_
             expect(table).to_be_visible()
             shot(page, "05-eval-results", focus=table)
 
-            # 5. The same app in Chinese, following the switch in the sidebar.
+            # 5. Models: merge the adapter, then one prompt on base, adapter and merged side by side.
+            page.goto(f"{served_app}/models")
+            expect(page.get_by_role("heading", name="Models", exact=True)).to_be_visible()
+            page.get_by_role("button", name="Merge").click()
+            expect(page.get_by_text("Merged into")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+            settle(page)
+            prompt = page.get_by_label("Prompt", exact=True)
+            prompt.fill("Who are you?")
+            prompt.press("Control+Enter")
+            settle(page)
+            page.get_by_role("button", name="Generate").click()
+            expect(page.get_by_test_id("stText")).to_have_count(3, timeout=STEP_TIMEOUT_MS)
+            settle(page)
+            shot(page, "06-models-side-by-side", focus=page.get_by_test_id("stText").first)
+
+            # 6. Knowledge: the index the chat answered from, and a search.
+            page.goto(f"{served_app}/knowledge")
+            expect(page.get_by_role("heading", name="Knowledge", exact=True)).to_be_visible()
+            expect(page.get_by_text("Documents", exact=True)).to_be_visible()
+            page.get_by_role("tab", name="Search playground").click()
+            query = page.get_by_label("Query", exact=True)
+            query.fill("QLoRA 4-bit")
+            query.press("Enter")
+            settle(page)
+            expect(page.get_by_text(re.compile(r"^1\. "))).to_be_visible()
+            shot(page, "07-knowledge-search")
+
+            # 7. The same page in Chinese, following the switch in the sidebar.
             page.get_by_text("中文").click()
             settle(page)
-            expect(page.get_by_role("heading", name="评测", exact=True)).to_be_visible()
-            shot(page, "06-evals-zh")
+            expect(page.get_by_role("heading", name="知识库", exact=True)).to_be_visible()
+            expect(page.get_by_role("tab", name="检索测试")).to_be_visible()
+            shot(page, "08-knowledge-zh")
         except Exception:
             shot(page, "99-failure")
             raise
