@@ -78,6 +78,7 @@ def test_upload_a_valid_training_file(client, training_file):
     assert training_file.filename == "train.jsonl" and training_file.bytes == len(jsonl(GOOD_ROWS))
     assert client.files.retrieve(training_file.id).id == training_file.id
     assert training_file.id in [f.id for f in client.files.list().data]
+    assert client.files.content(training_file.id).read() == jsonl(GOOD_ROWS)  # the data, not its metadata
 
 
 def test_upload_an_invalid_training_file_is_400_with_line_errors(client):

@@ -1,7 +1,7 @@
 """Uploaded training files (`file-...` ids) stored under `$TUNEPILOT_HOME/files`.
 
-Each file is `<id><ext>` with its metadata beside it in `<id>.json`, in the shape of OpenAI's file
-object. A file is kept only after the trainer's data check accepted it, so a job never starts on
+Each file is `<id><ext>` with its metadata beside it in `<id>.meta.json` (OpenAI's file object plus
+the stored name). A file is kept only after the trainer's data check accepted it, so a job never starts on
 a file that is known to be broken.
 """
 
@@ -87,16 +87,16 @@ def check_and_store(staged: Path, filename: str, purpose: str) -> dict:
     meta = {
         "id": file_id, "object": "file", "bytes": target.stat().st_size, "created_at": int(time.time()),
         "filename": Path(filename).name, "purpose": purpose, "status": "processed", "status_details": None,
-        "expires_at": None,
+        "expires_at": None, "stored_as": target.name,
         # tunepilot extension: what the data check found (counts, warnings)
         "data_check": {k: data.get(k) for k in ("format", "n_rows", "n_examples", "tokens", "warnings")},
     }
     _meta_path(file_id).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
-    return meta
+    return get_file(file_id)
 
 
 def _meta_path(file_id: str) -> Path:
-    return _folder() / f"{file_id}.json"
+    return _folder() / f"{file_id}.meta.json"
 
 
 def _valid_id(file_id: str) -> bool:
@@ -104,18 +104,22 @@ def _valid_id(file_id: str) -> bool:
     return file_id.startswith("file-") and file_id[5:].isalnum()
 
 
-def get_file(file_id: str) -> dict:
+def _read_meta(file_id: str) -> dict:
     if not _valid_id(file_id) or not _meta_path(file_id).exists():
         raise UnknownFile(f"No file with id {file_id!r}; upload one with POST /v1/files (purpose 'fine-tune').")
     return json.loads(_meta_path(file_id).read_text(encoding="utf-8"))
 
 
+def get_file(file_id: str) -> dict:
+    """OpenAI's file object for an id (without the storage detail)."""
+    return {k: v for k, v in _read_meta(file_id).items() if k != "stored_as"}
+
+
 def file_path(file_id: str) -> Path:
-    get_file(file_id)
-    matches = [p for p in _folder().glob(f"{file_id}.*") if p.suffix in ALLOWED_SUFFIXES]
-    if not matches:
+    path = _folder() / _read_meta(file_id)["stored_as"]
+    if not path.exists():
         raise UnknownFile(f"The content of {file_id!r} is missing from {_folder()}; upload the file again.")
-    return matches[0]
+    return path
 
 
 def file_id_for_path(path: str | Path | None) -> str | None:
@@ -123,17 +127,18 @@ def file_id_for_path(path: str | Path | None) -> str | None:
     if not path:
         return None
     p = Path(path)
-    if p.parent.resolve() == _folder().resolve() and _valid_id(p.stem):
-        return p.stem
+    file_id = p.name.split(".")[0]
+    if p.parent.resolve() == _folder().resolve() and _valid_id(file_id):
+        return file_id
     return None
 
 
 def list_files(purpose: str | None = None) -> list[dict]:
     metas = []
-    for meta_file in _folder().glob("file-*.json"):
+    for meta_file in _folder().glob("file-*.meta.json"):
         try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+            meta = get_file(meta_file.name.split(".")[0])
+        except (OSError, json.JSONDecodeError, UnknownFile):
             continue
         if purpose is None or meta.get("purpose") == purpose:
             metas.append(meta)

@@ -13,6 +13,7 @@ the generation within one token.
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -48,6 +49,32 @@ class Completion:
     finish_reason: str  # stop | length | cancelled (the caller went away)
 
 
+# A fast tokenizer is one Rust object that panics ("Already borrowed") when two threads use it while
+# one of them changes its padding settings; requests tokenize on the event loop and decode in worker
+# threads, so every use of a tokenizer here goes through its own lock.
+_TOKENIZER_LOCKS: "weakref.WeakKeyDictionary[object, threading.Lock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def tokenizer_lock(tokenizer) -> threading.Lock:
+    with _LOCKS_GUARD:
+        lock = _TOKENIZER_LOCKS.get(tokenizer)
+        if lock is None:
+            lock = _TOKENIZER_LOCKS[tokenizer] = threading.Lock()
+        return lock
+
+
+def _tokenize(tokenizer, texts, add_special_tokens: bool, **kwargs):
+    # Always the same padding settings, so the tokenizer's state never has to flip between calls.
+    with tokenizer_lock(tokenizer):
+        return tokenizer(texts, padding=True, padding_side="left", add_special_tokens=add_special_tokens, **kwargs)
+
+
+def _decode(tokenizer, ids) -> str:
+    with tokenizer_lock(tokenizer):
+        return tokenizer.decode(ids, skip_special_tokens=True)
+
+
 def chat_prompt(tokenizer, messages: list[dict]) -> Prompt:
     text = render_prompt(tokenizer, messages)
     add_special = not has_chat_template(tokenizer)
@@ -59,14 +86,12 @@ def raw_prompt(tokenizer, text: str) -> Prompt:
 
 
 def _count(tokenizer, text: str, add_special: bool) -> int:
-    return len(tokenizer(text, add_special_tokens=add_special)["input_ids"])
+    return len(_tokenize(tokenizer, text, add_special)["input_ids"])
 
 
 def _encode(handle: ModelHandle, prompts: list[Prompt]) -> dict:
-    # Left padding: decoder-only models continue from the right edge. Passed per call rather than
-    # set on the shared tokenizer, which other requests use at the same time.
-    enc = handle.tokenizer([p.text for p in prompts], return_tensors="pt", padding=True, padding_side="left",
-                           add_special_tokens=prompts[0].add_special_tokens)
+    # Left padding: decoder-only models continue from the right edge.
+    enc = _tokenize(handle.tokenizer, [p.text for p in prompts], prompts[0].add_special_tokens, return_tensors="pt")
     device = handle.model.device
     return {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
 
@@ -108,7 +133,7 @@ def generate_batch(handle: ModelHandle, prompts: list[Prompt], params: SamplingP
         end = next((i for i, t in enumerate(row) if t in stop_ids), None)
         finish = "stop" if end is not None else "length"
         generated = row[: end + 1] if end is not None else row
-        text = handle.tokenizer.decode(row[:end] if end is not None else row, skip_special_tokens=True)
+        text = _decode(handle.tokenizer, row[:end] if end is not None else row)
         if strip:
             text = text.strip()
         text, hit = cut_at_stop(text, stop)
@@ -145,7 +170,20 @@ def stream(handle: ModelHandle, prompt: Prompt, params: SamplingParams, stop: li
             return torch.full((input_ids.shape[0],), flag, dtype=torch.bool, device=input_ids.device)
 
     watch = _Watch()
-    streamer = TextIteratorStreamer(handle.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    lock = tokenizer_lock(handle.tokenizer)
+
+    class _LockedStreamer(TextIteratorStreamer):
+        """Decodes new tokens under the tokenizer's lock (it runs in the generate() thread)."""
+
+        def put(self, value):
+            with lock:
+                super().put(value)
+
+        def end(self):
+            with lock:
+                super().end()
+
+    streamer = _LockedStreamer(handle.tokenizer, skip_prompt=True, skip_special_tokens=True)
     failures: list[BaseException] = []
 
     def run() -> None:

@@ -275,15 +275,25 @@ class TransformersBackend:
         return adapter_tokenizer is None or len(adapter_tokenizer) == len(base_tokenizer)
 
     def attach_adapter(self, model, adapter_path: Path, name: str) -> int:
+        import warnings
+
         before = self.weight_bytes(model)
-        model.load_adapter(str(adapter_path), adapter_name=name)
+        with warnings.catch_warnings():
+            # peft warns that a second adapter joins the first: exactly what sharing a base means.
+            warnings.filterwarnings("ignore", message=".*multiple adapters.*")
+            model.load_adapter(str(adapter_path), adapter_name=name)
         model.to(self.device)
         model.eval()
         return max(0, self.weight_bytes(model) - before)
 
     def detach_adapter(self, model, name: str) -> None:
+        import warnings
+
         if name in (getattr(model, "peft_config", None) or {}):
-            model.delete_adapter(name)
+            with warnings.catch_warnings():
+                # "active adapter ... deleted": harmless, every request selects its adapter first.
+                warnings.filterwarnings("ignore", message=".*was active which is now deleted.*")
+                model.delete_adapter(name)
 
     def activate(self, model, adapter_name: str | None) -> None:
         has_adapters = bool(getattr(model, "_hf_peft_config_loaded", False))
