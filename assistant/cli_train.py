@@ -284,6 +284,8 @@ def _print_report(report) -> None:
         typer.echo(f"  warning: {w}")
     if report.eval:
         typer.echo(f"  eval: {report.eval['n_examples']} examples, {len(report.eval['overlap'])} overlapping with training")
+        for err in report.eval["errors"]:
+            typer.echo(f"  eval line {err['line']}: {err['message']}")
     typer.echo("OK" if report.ok else "NOT OK: fix the lines above (or train with --skip-bad-rows)")
 
 

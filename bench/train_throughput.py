@@ -161,6 +161,8 @@ def run_ours(args, rows: list[dict], variant: str) -> dict:
 def run_variant(args) -> None:
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rows = [json.loads(line) for line in Path(args.data).read_text(encoding="utf-8").splitlines()]
     out = run_baseline(args, rows) if args.variant == "baseline" else run_ours(args, rows, args.variant)
@@ -176,6 +178,9 @@ def main() -> None:
     parser.add_argument("--max-len", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads per variant (0 = torch's default). On a shared, overloaded CPU use 1: "
+                             "OpenMP threads that wait for each other can make every op tens of times slower.")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -186,7 +191,8 @@ def main() -> None:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     print(f"# {args.examples} examples, batch {args.batch_size}, max_len {args.max_len}, model {args.model}, "
-          f"TUNEPILOT_HOME={os.environ.get('TUNEPILOT_HOME', '.tunepilot')}, load average {os.getloadavg()[0]:.1f}",
+          f"threads {args.threads or 'default'}, TUNEPILOT_HOME={os.environ.get('TUNEPILOT_HOME', '.tunepilot')}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
           flush=True)
     from transformers import AutoTokenizer
 
@@ -201,7 +207,8 @@ def main() -> None:
     results = {}
     for name in args.variants.split(","):
         cmd = [sys.executable, __file__, "--variant", name, "--model", args.model, "--examples", str(args.examples),
-               "--batch-size", str(args.batch_size), "--max-len", str(args.max_len), "--data", str(data)]
+               "--batch-size", str(args.batch_size), "--max-len", str(args.max_len), "--data", str(data),
+               "--threads", str(args.threads)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
         if line is None:

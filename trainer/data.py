@@ -5,7 +5,7 @@ Accepted row formats (auto-detected from the keys of the rows, or forced with `f
 - chat: ``{"messages": [{"role": "system|user|assistant", "content": "..."}]}`` (OpenAI's fine-tuning format)
 - alpaca: ``{"instruction", "input"?, "output", "system"?, "history"?: [[question, answer], ...]}``
 - sharegpt: ``{"conversations": [{"from": "human|gpt|system", "value": "..."}], "system"?}``
-- prompt_completion: ``{"prompt", "completion"}``
+- prompt_completion: ``{"prompt", "completion"}`` (also eval-set columns ``{"input", "expected"}``)
 - text: ``{"text"}`` (plain language-model data; every token is trained on)
 
 Every chat-like format becomes ``{"messages": [...]}``; text rows stay ``{"text": ...}``. Rows that cannot
@@ -28,6 +28,7 @@ _FORMAT_KEYS = (
     ("sharegpt", {"conversations"}),
     ("alpaca", {"instruction", "output"}),
     ("prompt_completion", {"prompt", "completion"}),
+    ("prompt_completion", {"input", "expected"}),  # eval-set columns, read as prompt/completion pairs
     ("text", {"text"}),
 )
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
@@ -235,7 +236,10 @@ def normalise(data: dict, fmt: str) -> dict:
     elif fmt == "alpaca":
         messages = _alpaca_messages(data)
     elif fmt == "prompt_completion":
-        prompt, completion = _required_text(data, "prompt"), _required_text(data, "completion")
+        if "prompt" not in data and "input" in data and "expected" in data:
+            prompt, completion = _required_text(data, "input"), _required_text(data, "expected")
+        else:
+            prompt, completion = _required_text(data, "prompt"), _required_text(data, "completion")
         messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
     elif fmt == "text":
         return {"text": _required_text(data, "text")}

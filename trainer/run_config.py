@@ -90,13 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-bad-rows", action="store_true")
     args = parser.parse_args(argv)
 
-    from trainer.recipe import TrainError, train
+    from trainer.models import ModelError
+    from trainer.recipe import train
 
     try:
         cfg = load_run_config(args.config)
         out = args.output_dir or cfg.saving.output_dir or str(default_output_dir(f"run-{Path(args.config).stem}"))
         result = train(cfg, out, on_event=_print_event, overwrite=args.overwrite, skip_bad_rows=args.skip_bad_rows)
-    except (RunConfigError, TrainError, FileNotFoundError, ValueError) as exc:
+    except (ValueError, ModelError, FileNotFoundError) as exc:  # the trainer's user-facing errors are ValueErrors
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     _print_event({"message": f"{result.status}: {result.final_path or result.output_dir}"})
