@@ -96,3 +96,24 @@ def test_default_model_provisions_and_generates():
     assert loaded.tokenizer.chat_template
     reply = generation.generate(loaded, [generation.build_messages("LoRA is")], max_new_tokens=5)[0]
     assert isinstance(reply, str)
+
+
+def test_gguf_unigram_tokenizer_is_rebuilt_as_bpe(tmp_path):
+    """GGUF keeps Gemma's BPE as pieces with score = -rank; read as Unigram that splits "user" into "us"+"er"."""
+    from tokenizers import Tokenizer, models as tk_models, normalizers
+
+    pieces = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "u", "s", "e", "r", "er", "us", "▁"]
+    pieces += [f"filler{i}" for i in range(40)] + ["use", "user", "▁user"]
+    unigram = Tokenizer(tk_models.Unigram([(p, -float(i)) for i, p in enumerate(pieces)], unk_id=3, byte_fallback=False))
+    unigram.normalizer = normalizers.Replace(" ", "▁")
+    unigram.add_special_tokens(["<pad>", "<eos>", "<bos>", "<unk>"])
+    path = tmp_path / "tokenizer.json"
+    unigram.save(str(path))
+    assert Tokenizer.from_file(str(path)).encode("user").tokens == ["us", "er"]
+
+    models.rewrite_tokenizer_as_bpe(path, control_tokens=["<start_of_turn>"])
+
+    bpe = Tokenizer.from_file(str(path))
+    assert bpe.encode("user").tokens == ["user"]
+    assert bpe.encode("<start_of_turn>user").tokens == ["<start_of_turn>", "user"]
+    assert bpe.encode("user").ids == [pieces.index("user")]

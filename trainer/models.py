@@ -28,6 +28,8 @@ _DEFAULT_DIRNAME = "gemma-3-270m"
 # A converted folder is complete only when this marker exists; it is written last, so a
 # conversion interrupted half-way is never mistaken for a usable model.
 _COMPLETE_MARKER = ".tunepilot-complete"
+# Bumped when the conversion changes, so caches written by an older conversion are rebuilt.
+_CONVERSION_VERSION = 2
 
 
 class ModelError(RuntimeError):
@@ -197,7 +199,13 @@ def _default_model_dir() -> Path:
 
 
 def _is_complete(folder: Path) -> bool:
-    return (folder / _COMPLETE_MARKER).exists() and (folder / "config.json").exists() and any(folder.glob("*.safetensors"))
+    marker = folder / _COMPLETE_MARKER
+    if not (marker.exists() and (folder / "config.json").exists() and any(folder.glob("*.safetensors"))):
+        return False
+    try:
+        return json.loads(marker.read_text()).get("version") == _CONVERSION_VERSION
+    except (json.JSONDecodeError, AttributeError):
+        return False
 
 
 def ensure_default_model(progress: bool = True, force: bool = False) -> Path:
@@ -231,10 +239,15 @@ def _convert_default(target: Path, progress: bool) -> None:
         try:
             model.save_pretrained(staging, safe_serialization=True)
             tokenizer.save_pretrained(staging)
-            (staging / _COMPLETE_MARKER).write_text(json.dumps({"source": gguf_path.name, "converted_at": int(time.time())}))
+            rewrite_tokenizer_as_bpe(staging / "tokenizer.json", _gguf_control_tokens(gguf_path))
+            (staging / _COMPLETE_MARKER).write_text(json.dumps(
+                {"source": gguf_path.name, "version": _CONVERSION_VERSION, "converted_at": int(time.time())}))
+            # Swap in the new folder with renames only, so readers see the old or the new model, never half of one.
+            retired = target.with_name(f".retired-{target.name}-{int(time.time())}")
             if target.exists():
-                shutil.rmtree(target)
+                os.replace(target, retired)
             os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
@@ -287,3 +300,58 @@ def _end_of_turn_ids(tokenizer) -> list[int]:
         if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid not in ids:
             ids.append(tid)
     return ids
+
+
+def _gguf_control_tokens(gguf_path: Path) -> list[str]:
+    """Pieces the GGUF marks as control tokens (<start_of_turn>, <end_of_turn>, <unusedN> ...)."""
+    import gguf
+    import numpy as np
+
+    reader = gguf.GGUFReader(str(gguf_path))
+    types_field = reader.fields["tokenizer.ggml.token_type"]
+    tokens_field = reader.fields["tokenizer.ggml.tokens"]
+    types = np.concatenate([types_field.parts[i] for i in types_field.data])
+    control = int(gguf.TokenType.CONTROL)
+    return [bytes(tokens_field.parts[tokens_field.data[i]]).decode("utf-8") for i in np.nonzero(types == control)[0]]
+
+
+def rewrite_tokenizer_as_bpe(tokenizer_json: Path, control_tokens: list[str] = ()) -> None:
+    """Turn the GGUF-converted Gemma tokenizer back into the BPE tokenizer Gemma was trained with.
+
+    Gemma's SentencePiece model is BPE; GGUF stores only pieces and scores (score = -rank), and
+    transformers' GGUF converter builds a Unigram model from them. Unigram maximises the summed
+    score, which prefers many short pieces ("user" -> "us" + "er"), so the model sees token
+    sequences it never saw in training. Rebuilding BPE merges from the scores restores Gemma's
+    segmentation: a merge (left, right) is ranked by the score of the piece it produces.
+    """
+    state = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+    model = state["model"]
+    if model.get("type") != "Unigram":
+        return
+    vocab: dict[str, int] = {}
+    for i, (piece, _score) in enumerate(model["vocab"]):
+        vocab.setdefault(piece, i)
+    # Control tokens must stay atomic (BPE has no merge chain that builds "<start_of_turn>").
+    added = {t["content"] for t in state.get("added_tokens", [])}
+    for piece in control_tokens:
+        if piece in vocab and piece not in added:
+            state["added_tokens"].append({"id": vocab[piece], "content": piece, "single_word": False, "lstrip": False,
+                                          "rstrip": False, "normalized": False, "special": True})
+    special = added | set(control_tokens)
+    ranked = []
+    for piece, score in model["vocab"]:
+        if piece in special or len(piece) < 2 or (piece.startswith("<0x") and piece.endswith(">")):
+            continue
+        for cut in range(1, len(piece)):
+            left, right = piece[:cut], piece[cut:]
+            if left in vocab and right in vocab and left not in special and right not in special:
+                ranked.append((-score, vocab[left], vocab[right], left, right))
+    ranked.sort()
+    state["model"] = {
+        "type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+        "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True, "ignore_merges": False,
+        "vocab": vocab, "merges": [[left, right] for *_rank, left, right in ranked],
+    }
+    tmp = tokenizer_json.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, tokenizer_json)
