@@ -16,7 +16,7 @@ from assistant.ui.eval_view import render_comparison, render_results, run_folder
 from assistant.ui.i18n import t
 from assistant.ui.uploads import save_upload
 from evals.compare import compare
-from evals.datasets import load_dataset
+from evals.datasets import EXPECTED_COLUMN_CANDIDATES, INPUT_COLUMN_CANDIDATES, load_dataset
 from evals.runner import run_eval
 from evals.runstore import new_run_dir
 from evals.scorers import SCORERS
@@ -63,14 +63,21 @@ def model_choices() -> tuple[list[str], list[str]]:
     return ids, defaults
 
 
+def guess_column(columns: list[str], candidates) -> str | None:
+    by_name = {c.strip().lower(): c for c in columns}
+    return next((by_name[name] for name in candidates if name in by_name), None)
+
+
 def run_form(dataset) -> None:
     st.caption(t("evals.loaded", rows=len(dataset.rows), columns=len(dataset.columns), encoding=dataset.encoding))
     st.dataframe(dataset.rows[:20], hide_index=True, width="stretch")
     columns = list(dataset.columns)
     left, right = st.columns(2)
-    input_column = left.selectbox(t("evals.input_column"), columns, key="evals.input_column")
+    # Pre-select what the library itself would guess, so the form starts where the CLI would.
+    input_guess = guess_column(columns, INPUT_COLUMN_CANDIDATES) or columns[0]
+    input_column = left.selectbox(t("evals.input_column"), columns, index=columns.index(input_guess), key="evals.input_column")
     expected_options = [NONE] + columns
-    guess = next((c for c in columns if c.lower() in ("expected", "expected_output", "answer", "output", "答案")), NONE)
+    guess = guess_column([c for c in columns if c != input_column], EXPECTED_COLUMN_CANDIDATES) or NONE
     expected_column = right.selectbox(t("evals.expected_column"), expected_options,
                                       index=expected_options.index(guess), key="evals.expected_column")
     template = st.text_input(t("evals.template"), key="evals.template", help=t("evals.template_help"))
