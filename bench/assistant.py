@@ -204,7 +204,7 @@ def main() -> None:
     parser.add_argument("--collection", default="default")
     parser.add_argument("--local", action="store_true", help="Also time the local engine (a few questions).")
     parser.add_argument("--local-model", default=None, help="Model for the local engine (default: gemma-3-270m).")
-    parser.add_argument("--max-new-tokens", type=int, default=96, help="Generation budget of the local engine.")
+    parser.add_argument("--max-new-tokens", type=int, default=96, help="Generation budget of the LLM engines.")
     parser.add_argument("--llm-questions", type=int, default=4,
                         help="How many covered questions the LLM engines (openai, local) answer; CPU generation is slow.")
     args = parser.parse_args()
@@ -223,8 +223,9 @@ def main() -> None:
     # LLM engines answer a few covered questions and two the corpus cannot answer.
     llm_subset = [q for q in questions if q["covered"]][: args.llm_questions] + [q for q in questions if not q["covered"]][:2]
     if os.environ.get("TUNEPILOT_OPENAI_BASE_URL") or os.environ.get("TUNEPILOT_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY"):
-        run_engine("openai", llm_subset[:1], collection=args.collection)  # the server loads its model once
-        times, results = run_engine("openai", llm_subset, collection=args.collection)
+        options = {"max_tokens": args.max_new_tokens}
+        run_engine("openai", llm_subset[:1], collection=args.collection, **options)  # the server loads its model once
+        times, results = run_engine("openai", llm_subset, collection=args.collection, **options)
         engines["openai"] = (llm_subset, times, results)
     else:
         console.print("openai engine: no endpoint configured (TUNEPILOT_OPENAI_BASE_URL), skipped", style="dim")
