@@ -87,6 +87,8 @@ def test_jobs_succeed_in_order_and_models_are_usable(tmp_path, tiny_model_dir):
     assert got["status"] == "succeeded" and got["output_dir"] == first["output_dir"]
     evs = json.loads(runner.invoke(app, ["jobs", "events", first["id"], "--json"]).stdout)
     assert len(evs["data"]) == len(events)
+    followed = runner.invoke(app, ["jobs", "events", first["id"], "--follow"])  # returns: the job is finished
+    assert followed.exit_code == 0 and "successfully completed" in followed.stdout
     result = runner.invoke(app, ["jobs", "cancel", first["id"], "--json"])
     assert result.exit_code == 2 and "already succeeded" in result.stderr
     with pytest.raises(jobs.JobStateError):
@@ -127,6 +129,12 @@ def test_bad_rows_fail_validation_unless_skipped(tmp_path, tiny_model_dir):
         jobs.create_job(make_cfg(tmp_path, tiny_model_dir, rows=rows))
     [failed] = jobs.list_jobs()
     assert failed["status"] == "failed" and failed["error"]["code"] == "invalid_training_file"
+    from assistant.cli import app
+
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"model: {{base_model: '{tiny_model_dir}'}}\ndataset: {{path: '{failed['training_file']}'}}\n")
+    result = CliRunner().invoke(app, ["jobs", "create", str(config), "--json"])
+    assert result.exit_code == 2 and "line 9" in result.stderr and result.stdout == ""
     with pytest.raises(jobs.JobStateError, match="never started"):
         jobs.resume_job(failed["id"])
     job = jobs.create_job(make_cfg(tmp_path, tiny_model_dir, rows=rows), skip_bad_rows=True)
