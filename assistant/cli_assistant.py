@@ -174,8 +174,7 @@ class ChatSession:
             self.console.print(f"unknown command {text.split()[0]}; {CHAT_HELP.splitlines()[-1]}", markup=False)
             return True
         if detect_training_intent(text):
-            engine = None if self.engine == "extractive" else self.engine
-            result = config_from_text(text, engine=engine)
+            result = config_from_text(text, engine=self._config_engine())
             self.last_config = result["config"]
             self.last_errors = result["validation"]["errors"]
             render_config(self.console, result)
@@ -187,6 +186,18 @@ class ChatSession:
         render_answer(self.console, result)
         self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": result.answer}]
         return True
+
+    def _config_engine(self):
+        """The chat's LLM engine (with its --model) for structured extraction; None = the parser."""
+        from assistant.engines import EngineUnavailable, get_engine
+
+        if self.engine == "extractive":
+            return None
+        try:
+            return get_engine(self.engine, **_engine_options(self.model))
+        except EngineUnavailable as exc:
+            self.console.print(f"[dim]{exc}; reading the request with the deterministic parser[/dim]", highlight=False)
+            return None
 
     def _offer_save(self) -> None:
         try:

@@ -110,3 +110,14 @@ def test_chat_launch_creates_a_job_from_the_last_config(fake_index, monkeypatch)
     assert out.exit_code == 0, out.output
     assert "job ftjob-test queued" in out.stdout
     assert created["cfg"].training.epochs == 2 and created["cfg"].dataset.path == "data.jsonl"
+
+
+def test_chat_with_unconfigured_openai_engine_still_builds_configs(fake_index, monkeypatch):
+    for var in ("TUNEPILOT_OPENAI_BASE_URL", "OPENAI_BASE_URL", "TUNEPILOT_OPENAI_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    script = "fine-tune gemma-3-270m on data.jsonl with LoRA, 2 epochs\n\nWhat learning rate should I use for LoRA?\n/quit\n"
+    out = CliRunner().invoke(app, ["chat", "--engine", "openai"], input=script)
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.stdout.split())  # rich wraps long lines at the terminal width
+    assert "deterministic parser" in text and "Training config" in text
+    assert "openai engine is unavailable" in text  # the answer says it fell back
