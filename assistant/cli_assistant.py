@@ -27,12 +27,28 @@ def _knowledge_errors() -> tuple[type[BaseException], ...]:
     return (KnowledgeError,)
 
 
-def _run_answer(question: str, engine: str, model: Optional[str], collection: str, history=None):
-    from assistant.answer import answer
+def _run_answer(question: str, engine: str, model: Optional[str], collection: str, history=None, live_console=None):
+    """The final Answer; with `live_console`, LLM pieces are shown as they stream and then cleared,
+    because the final text (after the citation guard) is what gets printed."""
+    from assistant.answer import Answer, stream_answer
 
     errors = _knowledge_errors()
     try:
-        return answer(question, engine=engine, history=history, collection=collection, **_engine_options(model))
+        stream = stream_answer(question, engine=engine, history=history, collection=collection, **_engine_options(model))
+        if live_console is None or engine == "extractive":
+            return [item for item in stream if isinstance(item, Answer)][-1]
+        from rich.live import Live
+        from rich.text import Text
+
+        shown, final = "", None
+        with Live(Text(""), console=live_console, transient=True, refresh_per_second=8) as live:
+            for item in stream:
+                if isinstance(item, Answer):
+                    final = item
+                else:
+                    shown += item
+                    live.update(Text(shown))
+        return final
     except errors as exc:  # type: ignore[misc]
         raise UserError(str(exc)) from exc
 
@@ -64,9 +80,11 @@ def ask(
     with user_errors():
         if as_json:
             result = _run_answer(question, engine, model, collection)
-        else:
+        elif engine == "extractive":
             with Console(stderr=True).status("Searching the docs..."):
                 result = _run_answer(question, engine, model, collection)
+        else:
+            result = _run_answer(question, engine, model, collection, live_console=Console(stderr=True))
     if as_json:
         emit_json(result.to_dict())
         return
@@ -182,7 +200,8 @@ class ChatSession:
                              {"role": "assistant", "content": "(a training config was proposed)"}]
             self._offer_save()
             return True
-        result = _run_answer(text, self.engine, self.model, self.collection, history=list(self.history))
+        result = _run_answer(text, self.engine, self.model, self.collection, history=list(self.history),
+                             live_console=self.console)
         render_answer(self.console, result)
         self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": result.answer}]
         return True

@@ -121,3 +121,16 @@ def test_chat_with_unconfigured_openai_engine_still_builds_configs(fake_index, m
     text = " ".join(out.stdout.split())  # rich wraps long lines at the terminal width
     assert "deterministic parser" in text and "Training config" in text
     assert "openai engine is unavailable" in text  # the answer says it fell back
+
+
+def test_ask_with_openai_engine_streams_then_prints_the_guarded_answer(fake_index, monkeypatch):
+    from tests.test_assistant_openai import FakeOpenAI
+
+    reply = "A typical learning rate for LoRA is 2e-4, about ten times higher than for full fine-tuning [1]."
+    with FakeOpenAI(lambda body: reply) as server:
+        monkeypatch.setenv("TUNEPILOT_OPENAI_BASE_URL", server.base_url)
+        out = CliRunner().invoke(app, ["ask", "What learning rate should I use for LoRA?", "--engine", "openai"])
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.stdout.split())
+    assert "A typical learning rate for LoRA is 2e-4" in text and "engine: openai" in text
+    assert "[1] en/lora.md" in text
