@@ -36,7 +36,9 @@ def clean_markdown(text: str) -> str:
     lines = []
     for line in text.splitlines():
         stripped = line.strip()
-        if stripped.startswith(("|", "#", ">", "---")) or stripped.startswith("<!--"):
+        # Indented blocks are code or formulas in Markdown; tables, headings, quotes are not prose.
+        indented_code = line.startswith(("    ", "\t")) and not re.match(r"\s*([-*+]|\d+[.)])\s", line)
+        if indented_code or stripped.startswith(("|", "#", ">", "---")) or stripped.startswith("<!--"):
             lines.append("")
             continue
         stripped = re.sub(r"^([-*+]|\d+[.)])\s+", "", stripped)  # list bullets become sentences
@@ -89,6 +91,8 @@ class ExtractiveEngine(Engine):
                 continue
             p_lang = _lang_of(passage)
             for position, sentence in enumerate(split_sentences(clean_markdown(passage.text))):
+                # One quoted sentence is one line of the answer (the guard splits at newlines).
+                sentence = re.sub(r"\s*\n\s*", "" if p_lang == "zh" else " ", sentence).strip()
                 if not (MIN_CHARS[p_lang] <= len(sentence) <= MAX_SENTENCE_CHARS[p_lang]):
                     continue
                 if INJECTION.search(sentence) or sentence.endswith((":", "：")):
