@@ -79,7 +79,7 @@ def load_model(cfg: TrainConfig, base_path, device: str, precision: Precision):
     return model
 
 
-def apply_method(model, cfg: TrainConfig, base_model_name: str):
+def apply_method(model, cfg: TrainConfig):
     """Make the right parameters trainable for `method.type`; returns the model to train."""
     method = cfg.method
     if method.type in ("lora", "qlora"):
@@ -94,10 +94,7 @@ def apply_method(model, cfg: TrainConfig, base_model_name: str):
             target_modules=method.target_modules, task_type="CAUSAL_LM", bias="none",
         )
         # autocast_adapter_dtype keeps the adapter weights in float32 over a bf16/fp16 base.
-        model = get_peft_model(model, lora, autocast_adapter_dtype=True)
-        # The saved adapter names its base the way the user did (an alias survives moving $TUNEPILOT_HOME).
-        model.peft_config["default"].base_model_name_or_path = base_model_name
-        return model
+        return get_peft_model(model, lora, autocast_adapter_dtype=True)
     if method.type == "full":
         for p in model.parameters():
             p.requires_grad_(True)

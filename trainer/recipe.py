@@ -83,7 +83,7 @@ def train(cfg: TrainConfig, output_dir: str | Path, on_event: Callable[[dict], N
     tokenizer = load_tokenizer(base_path, cfg)
     precision = precision_for(cfg, device)
     model = load_model(cfg, base_path, device, precision)
-    model = apply_method(model, cfg, base_model_reference(cfg, base_path))
+    model = apply_method(model, cfg)
     params = trainable_summary(model)
     sink(event(f"Method {cfg.method.type}: {params['trainable_params']:,} of {params['total_params']:,} parameters train "
                f"(weights {str(precision.load_dtype).replace('torch.', '')}, autocast {precision.autocast or 'off'})",
@@ -104,7 +104,7 @@ def train(cfg: TrainConfig, output_dir: str | Path, on_event: Callable[[dict], N
         sink(event(f"Stopped at step {trainer.state.global_step}; checkpoint saved for resume", level="warning"))
         return make_result("cancelled", cfg, trainer, metrics, sampler, data, out, None, started, resume_from, peak_memory_mb())
 
-    final_path = save_outputs(trainer, tokenizer, cfg, out)
+    final_path = save_outputs(trainer, tokenizer, cfg, out, base_path)
     if trainer.is_world_process_zero() and not sampler.samples and sampler.prompts:
         sampler.sample(trainer.model, trainer.state.global_step)  # the job card shows what the result says
     result = make_result("succeeded", cfg, trainer, metrics, sampler, data, out, final_path, started, resume_from, peak_memory_mb())
@@ -307,7 +307,7 @@ def run_training(trainer, resume_from: str | None) -> None:
     trainer.train(resume_from_checkpoint=resume_from)
 
 
-def save_outputs(trainer, tokenizer, cfg: TrainConfig, out: Path) -> str:
+def save_outputs(trainer, tokenizer, cfg: TrainConfig, out: Path, base_path: Path) -> str:
     """Final adapter (or model) + tokenizer + resolved config, written to a staging folder then renamed."""
     from trainer.config import save_config
 
@@ -320,12 +320,23 @@ def save_outputs(trainer, tokenizer, cfg: TrainConfig, out: Path) -> str:
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(staging))
+        if is_adapter:
+            name_base_model(staging / "adapter_config.json", base_model_reference(cfg, base_path))
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
         save_config(cfg, out / "config.yaml")
     trainer.accelerator.wait_for_everyone()
     return str(final)
+
+
+def name_base_model(adapter_config: Path, reference: str) -> None:
+    """The final adapter names its base the way the user did, so an alias survives moving $TUNEPILOT_HOME."""
+    import json
+
+    data = json.loads(adapter_config.read_text(encoding="utf-8"))
+    data["base_model_name_or_path"] = reference
+    adapter_config.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 def make_result(status, cfg, trainer, metrics, sampler, data, out, final_path, started, resume_from, peak_mb) -> TrainResult:
