@@ -50,13 +50,24 @@ def test_optimizer_states_by_type():
     base = {"model": {"base_model": "Qwen2.5-7B", "dtype": "bfloat16"}, "hardware": {"gpu": "H100"}}
     per_param = {}
     for opt in ("adamw", "adamw_8bit", "lion", "lion_8bit", "adafactor", "sgd"):
-        est = estimate(cfg("full", optimizer={"type": opt}, **base), env=GPU_BOX)
+        est = estimate(cfg("lora", optimizer={"type": opt}, **base), env=GPU_BOX)
         per_param[opt] = est.breakdown["optimizer_states"] * 1024**3 / est.trainable_parameters
     assert per_param["adamw"] == pytest.approx(8, rel=0.01)
     assert per_param["adamw_8bit"] == pytest.approx(2, rel=0.01)
     assert per_param["lion"] == pytest.approx(4, rel=0.01)
     assert per_param["lion_8bit"] == pytest.approx(1, rel=0.02)
     assert per_param["adafactor"] < 0.01 and per_param["sgd"] == 0
+
+
+@pytest.mark.parametrize("opt, eight_bit, thirty_two_bit", [("adamw_8bit", 2, 8), ("paged_adamw_8bit", 2, 8), ("lion_8bit", 1, 4)])
+def test_full_finetuning_8bit_optimizers_keep_embeddings_in_32_bit(opt, eight_bit, thirty_two_bit):
+    # transformers' Trainer overrides every nn.Embedding to 32-bit states when it builds a bitsandbytes
+    # 8-bit optimizer; for Gemma (tied, 262k vocabulary) that is 63% of the parameters.
+    for name in ("gemma-3-270m", "Qwen2.5-7B"):
+        est = estimate(cfg("full", model={"base_model": name}, optimizer={"type": opt}, hardware={"gpu": "H100"}), env=GPU_BOX)
+        emb = match_name(name).embedding_params
+        expected = (est.trainable_parameters - emb) * eight_bit + emb * thirty_two_bit
+        assert est.breakdown["optimizer_states"] == pytest.approx(expected / 1024**3, abs=0.002)
 
 
 def test_lora_trains_a_small_fraction_and_checkpointing_shrinks_activations():
@@ -71,8 +82,10 @@ def test_lora_trains_a_small_fraction_and_checkpointing_shrinks_activations():
 
 def test_logits_scale_with_vocabulary():
     gemma = estimate(cfg(model={"base_model": "gemma-3-270m"}, hardware={"gpu": "T4"}), env=GPU_BOX)
-    # 4 x 1024 tokens x 262144 vocab x (3 float32 copies + fp16) = 14 GiB
-    assert gemma.breakdown["logits"] == pytest.approx(14.0, rel=0.01)
+    # No dataset: worst case, 4 x 1024 positions x 262144 vocab x (4 float32 copies on CUDA + fp16) = 18 GiB
+    assert gemma.breakdown["logits"] == pytest.approx(18.0, rel=0.01)
+    cpu = estimate(cfg(model={"base_model": "gemma-3-270m"}, training={"device": "cpu"}), env=Environment())
+    assert cpu.breakdown["logits"] == pytest.approx(4 * 1024 * 262144 * (12 + (2 if cpu.dtype == "bfloat16" else 0)) / 1024**3, rel=0.01)
     assert gemma.dtype == "float16"  # T4 has no bf16
 
 
@@ -163,3 +176,152 @@ def test_gpu_catalog_fuzzy_lookup(name, expected):
 @pytest.mark.parametrize("name", ["", None, "Voodoo 5", "A100 13G", "4090 48GB"])
 def test_gpu_catalog_unknown(name):
     assert lookup_gpu(name) is None
+
+
+# ---------------------------------------------------------------- data-aware estimates
+
+def _write_chat(path, rows):
+    path.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]},
+                                         ensure_ascii=False) for q, a in rows) + "\n", encoding="utf-8")
+    return path
+
+
+CHAT_ROWS = [("What is LoRA?", "LoRA adds low-rank adapters to a frozen model."),
+             ("Explain QLoRA in one line, please, with some detail about memory.", "QLoRA loads the base in 4-bit NF4."),
+             ("你好", "我是小星，一名友好的助手。请问有什么可以帮你？"),
+             ("Say yes.", "The answer is yes."),
+             ("A longer question about the learning rate for LoRA fine-tuning of small models?",
+              "The learning rate for LoRA is often 2e-4. Fine-tuning teaches a model a style, a format or a persona.")]
+
+
+def _trainer_view(tiny_model_dir, data, batch_rows, packing, max_len=1024):
+    """What the real trainer computes for one micro-batch: (rows, width, kept columns), via sft_data and the loop's rule."""
+    from transformers import AutoTokenizer
+
+    from trainer.data import load_examples
+    from trainer.sft_data import IGNORE, SFTCollator, encode_dataset
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    encoded = encode_dataset(tok, load_examples(data), max_len).examples
+    out = SFTCollator(tok.pad_token_id, packing=packing)([encoded[i] for i in batch_rows])
+    labels = out["labels"]
+    return labels.shape[0], labels.shape[1], int((labels != IGNORE).any(dim=0).sum())  # as trainer.loop.compute_loss
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_batch_shape_matches_what_the_trainer_projects(tiny_model_dir, tmp_path, packing):
+    # One micro-batch holding every example: the simulated shape must equal the collator's output and
+    # the loop's logits_to_keep (union over rows of labelled columns) exactly.
+    from trainer.memory_data import batch_shape, profile_dataset
+
+    data = _write_chat(tmp_path / "train.jsonl", CHAT_ROWS)
+    profile = profile_dataset(str(data), "auto", str(tiny_model_dir), 1024)
+    assert profile.method == "tokenizer" and profile.total_examples == len(CHAT_ROWS)
+    shape = batch_shape(profile, len(CHAT_ROWS), packing, steps=1)
+    rows, width, kept = _trainer_view(tiny_model_dir, data, range(len(CHAT_ROWS)), packing)
+    assert (shape.rows, shape.width, shape.kept) == (rows, width, kept)
+    # Batch 1 over an epoch: the largest single example (every example is drawn).
+    single = batch_shape(profile, 1, packing, steps=3 * len(CHAT_ROWS))
+    views = [_trainer_view(tiny_model_dir, data, [i], packing) for i in range(len(CHAT_ROWS))]
+    assert single.width == max(v[1] for v in views) and single.kept == max(v[2] for v in views)
+
+
+def test_estimate_reads_the_data_and_says_so(tiny_model_dir, tmp_path):
+    data = _write_chat(tmp_path / "train.jsonl", CHAT_ROWS * 4)
+    c = cfg(model={"base_model": str(tiny_model_dir)}, training={"device": "cpu", "batch_size": 4, "packing": True},
+            dataset={"max_seq_length": 512})
+    worst = estimate(c, env=Environment())
+    assert worst.shape["source"] == "worst-case" and (worst.shape["width"], worst.shape["kept"]) == (512, 2048)
+    assert any(n.startswith("worst case (no readable dataset.path)") for n in worst.notes)
+    c.dataset.path = str(data)
+    aware = estimate(c, env=Environment())
+    assert aware.shape["source"] == "tokenizer" and any(n.startswith("from the data (all 20 examples") for n in aware.notes)
+    # Four short examples packed into one row: far fewer tokens than 4 x 512, and only labelled ones kept.
+    assert aware.shape["rows"] == 1 and aware.shape["kept"] < aware.shape["width"] < 4 * 512
+    assert aware.breakdown["logits"] < worst.breakdown["logits"] / 4
+    assert aware.breakdown["activations"] < worst.breakdown["activations"]
+    assert aware.max_batch_size >= worst.max_batch_size
+
+
+def test_truncation_caps_each_example_at_max_seq_length(tiny_model_dir, tmp_path):
+    data = _write_chat(tmp_path / "train.jsonl", [("Hi", "LoRA adds low-rank adapters. " * 40)] * 3)
+    c = cfg(model={"base_model": str(tiny_model_dir)}, training={"device": "cpu", "batch_size": 2, "packing": False},
+            dataset={"path": str(data), "max_seq_length": 64})
+    est = estimate(c, env=Environment())
+    assert est.shape == {"rows": 2, "width": 64, "kept": est.shape["kept"], "source": "tokenizer"}
+    assert 40 < est.shape["kept"] < 64  # the prompt's columns carry no label
+
+
+def test_chars_per_token_rule_without_a_local_tokenizer(tmp_path):
+    # A model known only by name (no local folder): the rule stands in for its tokenizer.
+    data = _write_chat(tmp_path / "train.jsonl", [("word " * 50, "answer " * 200)] * 8)
+    c = cfg(model={"base_model": "Qwen2.5-0.5B"}, hardware={"gpu": "H100"},
+            training={"batch_size": 2, "packing": True}, dataset={"path": str(data), "max_seq_length": 4096})
+    est = estimate(c, env=GPU_BOX)
+    assert est.shape["source"] == "chars-per-token" and any("characters-per-token" in n for n in est.notes)
+    # 250 + 1400 characters a row at 4 characters a token: about 63 + 350 tokens (+ turn markers) per example.
+    assert 2 * 400 < est.shape["width"] < 2 * 460
+    assert 2 * 340 < est.shape["kept"] < 2 * 360
+
+
+def test_unreadable_data_falls_back_to_the_worst_case(tiny_model_dir, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n", encoding="utf-8")
+    c = cfg(model={"base_model": str(tiny_model_dir)}, training={"device": "cpu", "batch_size": 2},
+            dataset={"path": str(bad), "max_seq_length": 128})
+    est = estimate(c, env=Environment())
+    assert est.shape["source"] == "worst-case" and (est.shape["rows"], est.shape["width"]) == (2, 128)
+    assert any("could not be read" in n for n in est.notes)
+
+
+def test_profile_is_rebuilt_when_the_file_changes(tiny_model_dir, tmp_path):
+    data = _write_chat(tmp_path / "train.jsonl", CHAT_ROWS[:2])
+    c = cfg(model={"base_model": str(tiny_model_dir)}, training={"device": "cpu", "batch_size": 1},
+            dataset={"path": str(data)})
+    before = estimate(c, env=Environment()).shape
+    import os
+
+    _write_chat(data, CHAT_ROWS[:2] + [("Q", "LoRA adds low-rank adapters to a frozen model. " * 6)])
+    os.utime(data, ns=(1, 1))  # a different mtime even on coarse clocks
+    after = estimate(c, env=Environment()).shape
+    assert after["width"] > before["width"] and after["kept"] > before["kept"]
+
+
+H100_PEAKS_GB = {  # torch.cuda.max_memory_allocated / 1e9, bench/cuda_paths.py on an H100 80GB, 8 steps
+    ("qlora", "paged_adamw_8bit", 4): 3.414, ("qlora", "adamw", 4): 4.092, ("lora", "adamw_8bit", 4): 3.677,
+    ("lora", "adamw", 4): 4.019, ("full", "adamw_8bit", 2): 5.467, ("full", "adamw", 2): 7.132,
+}
+
+
+@pytest.mark.parametrize("method, opt, batch", list(H100_PEAKS_GB))
+def test_agrees_with_the_trainer_measured_on_an_h100(tmp_path_factory, method, opt, batch):
+    # The run: Gemma-3-270M shapes (random init), the tiny byte-level tokenizer, bench/cuda_paths.py's
+    # 64 generated chat rows, packing, max_seq_length 512. The estimate's allocator figure must be within 15%.
+    import importlib.util
+    from pathlib import Path
+
+    from tests.tiny_model import build_tokenizer
+
+    folder = tmp_path_factory.mktemp("gemma-shapes")
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"], "hidden_size": 640,
+        "intermediate_size": 2048, "num_hidden_layers": 18, "num_attention_heads": 4, "num_key_value_heads": 1,
+        "head_dim": 256, "vocab_size": 262144, "max_position_embeddings": 32768, "tie_word_embeddings": True}))
+    build_tokenizer().save_pretrained(folder)
+    spec = importlib.util.spec_from_file_location("cuda_paths", Path(__file__).resolve().parents[1] / "bench" / "cuda_paths.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data = folder / "train.jsonl"
+    bench.write_data(data)
+    from trainer.config import TrainConfig
+
+    c = TrainConfig()  # as bench/cuda_paths.py builds its configs: the defaults plus these fields
+    c.model.base_model, c.method.type, c.optimizer.type = str(folder), method, opt
+    c.dataset.path, c.dataset.max_seq_length = str(data), 512
+    c.training.batch_size, c.training.max_steps, c.training.packing = batch, 8, True
+    c.hardware.gpu = "H100"
+    est = estimate(c, env=GPU_BOX)
+    assert est.dtype == "bfloat16" and est.shape["source"] == "tokenizer"
+    measured_gib = H100_PEAKS_GB[(method, opt, batch)] * 1e9 / 1024**3
+    assert est.allocated_gb == pytest.approx(measured_gib, rel=0.15)
+    assert est.total_gb > est.allocated_gb  # plus the CUDA context

@@ -17,11 +17,17 @@
   the `gradients` entry of the breakdown is the gradient memory that adds to that peak.
 - activations: what one decoder layer keeps per token for the backward pass (norm inputs/outputs,
   q/k/v, attention output, the gated MLP's three intermediate tensors, LoRA dropout copies), times
-  layers, batch and length; with gradient checkpointing only each layer's input is kept plus one
-  layer being recomputed. Where attention scores are materialised (CPU), batch x heads x length^2
-  scores are added.
-- logits: batch x length x vocab in float32, several copies (upcast, log-softmax, their gradients):
-  with the 256k vocabularies of Gemma this is often the largest activation.
+  layers and the tokens of the largest micro-batch; with gradient checkpointing only each layer's
+  input is kept plus one layer being recomputed. Where attention scores are materialised (CPU),
+  rows x heads x width^2 scores are added.
+- logits: kept positions x vocab, several copies (16-bit logits, float32 upcast, log-softmax, their
+  gradients): with the 256k vocabularies of Gemma this is often the largest activation. The trainer
+  (trainer.loop) projects only the columns that carry a label in some row of the micro-batch, and
+  packing makes one row of just the batch's examples; so when `dataset.path` can be read, the
+  micro-batch shape (tokens computed, columns kept) comes from the data (trainer.memory_data), else
+  the worst case: every example at max_seq_length and every position labelled. `notes` says which.
+- full fine-tuning also holds the output layer's gradient during the backward pass (float32, plus
+  its 16-bit form under autocast): with a 256k vocabulary that is most of the model's gradient.
 - overhead: CUDA context + allocator slack on a GPU; on CPU the Python process with torch and
   transformers loaded.
 
@@ -36,6 +42,7 @@ from dataclasses import dataclass, field
 
 from trainer.config import TrainConfig
 from trainer.hardware_catalog import lookup_gpu
+from trainer.memory_data import BatchShape, DataProfile, batch_shape, profile_dataset, worst_case_shape
 from trainer.model_catalog import ModelDims, lookup
 
 GIB = 1024**3
@@ -43,9 +50,16 @@ GIB = 1024**3
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 NF4_BYTES = (4 + 0.127) / 8
 OPTIMIZER_BYTES = {"adamw": 8.0, "adamw_8bit": 2.0, "paged_adamw_8bit": 2.0, "lion": 4.0, "lion_8bit": 1.0, "sgd": 0.0}
+# bitsandbytes' 8-bit optimizers and the bytes their 32-bit form keeps (for overridden embeddings).
+EIGHT_BIT_AS_32_BIT = {"adamw_8bit": 8.0, "paged_adamw_8bit": 8.0, "lion_8bit": 4.0}
 # float32 upcast, log-softmax saved for backward, its gradient (plus the 16-bit logits themselves);
 # an H100 run with gradient checkpointing, where logits dominate, measured 3.0 float32 copies.
-LOGIT_COPIES = 3
+# CPU (peak RSS): 3 copies put the trainer's worst-case runs within 11%. CUDA
+# (torch.cuda.max_memory_allocated, the real trainer on an H100, Gemma-3-270M, bench/cuda_paths.py):
+# the 16-bit logits, their float32 upcast and log-softmax, and the backward's float32 gradients live
+# together: 4 float32 copies fit LoRA, QLoRA and full runs (kept positions from the data).
+LOGIT_COPIES = {"cuda": 4}
+DEFAULT_LOGIT_COPIES = 3
 
 # Overheads. GPU: CUDA context (~0.5 GiB) plus cuBLAS workspaces; torch.cuda.max_memory_allocated
 # does not see them, so bench/memory_estimate.py compares GPU runs without this term.
@@ -77,10 +91,15 @@ class MemoryEstimate:
     trainable_parameters: int
     bytes_per_parameter: float = 0.0  # weights + gradients + optimizer states, before activations
     notes: list[str] = field(default_factory=list)
+    # On a GPU: the peak of live tensors, what torch.cuda.max_memory_allocated reports (total less the
+    # overhead term: CUDA context and cached-but-free blocks); on CPU the same as total_gb.
+    allocated_gb: float = 0.0
+    shape: dict = field(default_factory=dict)  # the micro-batch the estimate assumes: rows, width, kept, source
 
     def to_dict(self) -> dict:
         return {
             "total_gb": self.total_gb,
+            "allocated_gb": self.allocated_gb,
             "breakdown": self.breakdown,
             "device_memory_gb": self.device_memory_gb,
             "fits": self.fits,
@@ -92,6 +111,7 @@ class MemoryEstimate:
             "trainable_parameters": self.trainable_parameters,
             "bytes_per_parameter": self.bytes_per_parameter,
             "notes": self.notes,
+            "batch_shape": self.shape,
         }
 
 
@@ -188,6 +208,22 @@ def _optimizer_bytes(cfg: TrainConfig, dims: ModelDims) -> float:
     return OPTIMIZER_BYTES[kind]
 
 
+def _optimizer_state_bytes(cfg: TrainConfig, dims: ModelDims, trainable: int) -> float:
+    """Optimizer states of all trainable parameters.
+
+    transformers' Trainer registers every nn.Embedding with bitsandbytes as a 32-bit override when it
+    builds an 8-bit optimizer (embeddings are sensitive to 8-bit state quantisation), so when the input
+    embedding trains (full fine-tuning) its states cost the 32-bit optimizer's bytes. With tied
+    embeddings, as in Gemma, that is also the output layer: most of a small model's parameters.
+    """
+    per_param = _optimizer_bytes(cfg, dims)
+    full_precision = EIGHT_BIT_AS_32_BIT.get(cfg.optimizer.type)
+    if full_precision is None or cfg.method.type != "full":
+        return trainable * per_param
+    embedding = min(dims.embedding_params, trainable)
+    return (trainable - embedding) * per_param + embedding * full_precision
+
+
 def _activation_bytes_per_token_layer(cfg: TrainConfig, dims: ModelDims, act_bytes: int) -> float:
     """Bytes one decoder layer keeps per token for the backward pass (no checkpointing).
 
@@ -211,12 +247,16 @@ def _activation_bytes_per_token_layer(cfg: TrainConfig, dims: ModelDims, act_byt
     return total
 
 
-def _breakdown(cfg: TrainConfig, dims: ModelDims, batch: int, device: str, dtype: str) -> dict[str, float]:
+def _output_layer_trainable(cfg: TrainConfig) -> bool:
+    # freeze trains the last decoder layers and the final norm; the output layer stays frozen.
+    return cfg.method.type == "full"
+
+
+def _breakdown(cfg: TrainConfig, dims: ModelDims, shape: BatchShape, device: str, dtype: str) -> dict[str, float]:
     params = dims.total_params
     trainable = trainable_parameters(cfg, dims)
     act_bytes = DTYPE_BYTES[dtype]
-    seq = max(cfg.dataset.max_seq_length, 1)
-    tokens = batch * seq
+    tokens = shape.tokens
     method = cfg.method.type
     half = act_bytes == 2
 
@@ -233,31 +273,38 @@ def _breakdown(cfg: TrainConfig, dims: ModelDims, batch: int, device: str, dtype
         parts["weights"] = params * act_bytes
     # LoRA adapters are separate float32 tensors next to the frozen base.
     parts["trainable_weights"] = trainable * 4 if method in ("lora", "qlora") else 0.0
-    parts["optimizer_states"] = trainable * _optimizer_bytes(cfg, dims)
+    parts["optimizer_states"] = _optimizer_state_bytes(cfg, dims, trainable)
 
     layers = dims.num_layers
     if method == "freeze":
         layers = min(max(cfg.method.freeze_trainable_layers, 0), dims.num_layers)
     per_layer = _activation_bytes_per_token_layer(cfg, dims, act_bytes) * tokens
     if device != "cuda":
-        # Without fused attention kernels the scores and their softmax are materialised (float32).
-        per_layer += 2 * batch * dims.num_heads * seq * seq * 4
+        # Without fused attention kernels the scores and their softmax are materialised (float32),
+        # per row: a packed row attends over its whole width (block-diagonal mask).
+        per_layer += 2 * shape.rows * dims.num_heads * shape.width * shape.width * 4
     if cfg.training.gradient_checkpointing:
         activations = layers * tokens * dims.hidden_size * act_bytes + per_layer
     else:
         activations = layers * per_layer
-    logits = tokens * dims.vocab_size * (4 * LOGIT_COPIES + (act_bytes if half else 0))
+    copies = LOGIT_COPIES.get(device, DEFAULT_LOGIT_COPIES)
+    logits = shape.kept * dims.vocab_size * (4 * copies + (act_bytes if half else 0))
 
     # Gradients (float32) and the optimizer step do not peak together with activations and logits:
     # the backward pass frees activations layer by layer while gradients appear, and the logits are
     # gone before the optimizer step. Peak = the larger of the two phases:
-    #   backward: activations + logits (+ the adapters' gradients, and autocast's 16-bit weight copies)
+    #   backward: activations + logits + gradients present by then (+ autocast's 16-bit weight copies)
     #   step:     all gradients + the optimizer's temporary buffers (about one gradient's worth)
     gradients = trainable * 4
-    # At the start of backward (the loss's log-softmax, where the float32 logit copies peak) no weight
-    # gradient exists yet; the output layer's gradient appears after those copies are freed. Adapter
-    # gradients are tiny, so for LoRA they are simply counted.
-    early = 0 if method in ("full", "freeze") else gradients
+    if method in ("lora", "qlora"):
+        early = gradients  # adapter gradients are tiny: simply counted
+    elif _output_layer_trainable(cfg) and device == "cuda":
+        # The output layer's backward runs first: its float32 gradient (and, under autocast, the
+        # 16-bit gradient it is cast from) exist while the decoder's activations are still held.
+        # Measured with the H100 runs; the CPU runs' peak RSS (full, batch 1 and 4) does not show it.
+        early = dims.embedding_params * (4 + (2 if half else 0))
+    else:
+        early = 0
     # torch's AdamW on CUDA runs "foreach" over all tensors at once and holds one full-size temporary;
     # bitsandbytes kernels, Adafactor and SGD update tensor by tensor, as does AdamW on CPU.
     step_temp = gradients if (cfg.optimizer.type == "adamw" and device == "cuda") else 0
@@ -296,24 +343,64 @@ def _largest_batch(fits, limit: int = 4096) -> int:
     return low
 
 
+def _micro_batches(cfg: TrainConfig, batch: int, n_examples: int) -> int:
+    """Micro-batches the run computes (the simulation looks for the largest among them)."""
+    import math
+
+    t = cfg.training
+    if t.max_steps:
+        return t.max_steps * max(t.gradient_accumulation_steps, 1)
+    n_train = n_examples
+    if not cfg.dataset.eval_path and cfg.dataset.val_split > 0 and n_examples > 1:
+        n_train -= max(1, int(n_examples * cfg.dataset.val_split))
+    return max(1, math.ceil(max(t.epochs, 0) * math.ceil(max(n_train, 1) / batch)))
+
+
+def _shape_for(cfg: TrainConfig, batch: int, profile: DataProfile | None) -> BatchShape:
+    if profile is None:
+        return worst_case_shape(batch, max(cfg.dataset.max_seq_length, 1))
+    return batch_shape(profile, batch, cfg.training.packing, _micro_batches(cfg, batch, profile.total_examples))
+
+
+def _data_note(cfg: TrainConfig, profile: DataProfile | None, shape: BatchShape) -> str:
+    layout = "one packed row" if cfg.training.packing else f"{shape.rows} row(s)"
+    if profile is None:
+        why = "no readable dataset.path" if not cfg.dataset.path else f"dataset {cfg.dataset.path} could not be read"
+        return (f"worst case ({why}): every example at max_seq_length {cfg.dataset.max_seq_length}, every position "
+                f"projected to the vocabulary ({shape.rows} x {shape.width} tokens)")
+    how = "the model's tokenizer" if profile.method == "tokenizer" else "a characters-per-token rule (tokenizer not local)"
+    sampled = f"{len(profile.examples)} of {profile.total_examples} examples" if len(profile.examples) < profile.total_examples \
+        else f"all {profile.total_examples} examples"
+    return (f"from the data ({sampled}, tokenized with {how}): largest micro-batch {layout} of {shape.width} tokens, "
+            f"{shape.kept} labelled positions projected to the vocabulary")
+
+
 def estimate(cfg: TrainConfig, env=None) -> MemoryEstimate:
     """Peak training memory for `cfg` on its target device, with the largest batch size that fits."""
     dims = model_dims(cfg)
     device = target_device(cfg, env)
     dtype = compute_dtype(cfg, device, env)
     batch = max(cfg.training.batch_size, 1)
-    parts = _breakdown(cfg, dims, batch, device, dtype)
+    profile = profile_dataset(cfg.dataset.path, cfg.dataset.format, cfg.model.base_model, max(cfg.dataset.max_seq_length, 1)) \
+        if cfg.dataset.path else None
+    shape = _shape_for(cfg, batch, profile)
+    parts = _breakdown(cfg, dims, shape, device, dtype)
     total = _total(parts)
     memory = device_memory_gb(cfg, device, env)
 
     max_batch = 0
     if memory is not None:
-        max_batch = _largest_batch(lambda b: _total(_breakdown(cfg, dims, b, device, dtype)) <= memory)
+        max_batch = _largest_batch(lambda b: _total(_breakdown(cfg, dims, _shape_for(cfg, b, profile), device, dtype)) <= memory)
 
     notes = []
     if dims.source == "built-in table":
         notes.append(f"dimensions of {dims.name} from the built-in table")
-    notes.append(f"{device}, {dtype}, sequence length {cfg.dataset.max_seq_length} (worst case: every example at the maximum)")
+    notes.append(f"{device}, {dtype}, sequence length {cfg.dataset.max_seq_length}")
+    notes.append(_data_note(cfg, profile, shape))
+    if profile is not None:
+        notes.extend(profile.notes)
+    # The overhead term (CUDA context, cached-but-free blocks) is outside the allocator's statistic.
+    allocated = total - parts["overhead"] / GIB if device == "cuda" else total
     return MemoryEstimate(
         total_gb=round(total, 2),
         breakdown={name: round(value / GIB, 3) for name, value in parts.items()},
@@ -328,4 +415,7 @@ def estimate(cfg: TrainConfig, env=None) -> MemoryEstimate:
         trainable_parameters=trainable_parameters(cfg, dims),
         bytes_per_parameter=round(_state_bytes(parts, cfg, dims) / dims.total_params, 2),
         notes=notes,
+        allocated_gb=round(allocated, 2),
+        shape={"rows": shape.rows, "width": shape.width, "kept": shape.kept,
+               "source": "worst-case" if profile is None else profile.method},
     )
