@@ -2,7 +2,9 @@
 
 For each case a short training run (a few optimizer steps on generated chat data) goes through
 `trainer.recipe.train`, the code `tunepilot train` and jobs use. Printed per case: status, tokens/s,
-measured peak (`torch.cuda.max_memory_allocated`) and tunepilot's estimate for the same config.
+measured peak (`torch.cuda.max_memory_allocated`, GiB) and tunepilot's estimate for the same config:
+its `allocated_gb` (the same allocator statistic) is what the error compares; `total_gb` adds the CUDA
+context and cached blocks, what the device must have free.
 Needs a CUDA device with bitsandbytes; on a machine without one it says so and exits 0, because the
 trainer refuses these configs there by design (see the qlora rules).
 
@@ -71,11 +73,12 @@ def run_case(model: str, method: str, optimizer: str, batch: int, steps: int, da
         with tempfile.TemporaryDirectory() as out:
             result = train(cfg, Path(out) / "run")
         seconds = time.time() - started
-        peak_gb = torch.cuda.max_memory_allocated() / 1e9
+        peak_gb = torch.cuda.max_memory_allocated() / 2**30  # GiB, the estimate's unit
+        predicted = est.get("allocated_gb", est["total_gb"])
         return {"status": result.status, "steps": result.global_step, "loss": result.train_loss,
                 "tokens_per_s": round(result.trained_tokens / max(seconds, 1e-9), 1),
-                "peak_gb": round(peak_gb, 3), "estimate_gb": est["total_gb"],
-                "error_pct": round(100 * (est["total_gb"] - peak_gb) / peak_gb, 1) if peak_gb else None}
+                "peak_gb": round(peak_gb, 3), "estimate_gb": predicted, "estimate_total_gb": est["total_gb"],
+                "error_pct": round(100 * (predicted - peak_gb) / peak_gb, 1) if peak_gb else None}
     except Exception as exc:  # a bench reports every case, failures included
         return {"status": "error", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
 
@@ -107,7 +110,7 @@ def main() -> int:
         print(json.dumps({"device": torch.cuda.get_device_name(0), "results": results}, indent=2))
     else:
         print(f"\ndevice: {torch.cuda.get_device_name(0)}")
-        print(f"{'case':28} {'status':10} {'tok/s':>9} {'peak GB':>8} {'est GB':>8} {'err %':>6}")
+        print(f"{'case':28} {'status':10} {'tok/s':>9} {'peak GiB':>8} {'est GiB':>8} {'err %':>6}")
         for name, r in results.items():
             print(f"{name:28} {r['status']:10} {r.get('tokens_per_s', ''):>9} {r.get('peak_gb', ''):>8} "
                   f"{r.get('estimate_gb', ''):>8} {r.get('error_pct', ''):>6}")
