@@ -95,7 +95,7 @@ def test_jobs_succeed_in_order_and_models_are_usable(tmp_path, tiny_model_dir):
         jobs.resume_job(first["id"])
 
 
-def test_cancel_saves_checkpoint_then_resume_finishes(tmp_path, tiny_model_dir):
+def test_cancel_stops_after_a_step_with_a_checkpoint(tmp_path, tiny_model_dir):
     job = jobs.create_job(make_cfg(tmp_path, tiny_model_dir, max_steps=400, batch_size=1))
     wait_until(lambda: any(e["type"] == "metrics" for e in jobs.job_events(job["id"])))
     cancelled = jobs.cancel_job(job["id"], wait=TIMEOUT)
