@@ -318,8 +318,8 @@ def demo_cmd(
     from trainer.demo import run_demo
 
     with trainer_errors():
-        result = run_demo(epochs=epochs, output_dir=output_dir, quiet=False,
-                          train_fn=lambda cfg, out: run_foreground(cfg, out, False, False, "persona", quiet=False, run_prefix="demo"),
+        result = run_demo(epochs=epochs, output_dir=output_dir, quiet=as_json,
+                          train_fn=lambda cfg, out: run_foreground(cfg, out, False, False, "persona", quiet=as_json, run_prefix="demo"),
                           echo=(lambda _m: None) if as_json else typer.echo)
     if as_json:
         emit_json(result)

@@ -34,7 +34,7 @@ def _eval_rows() -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def evaluate(base: str, tuned: str, echo: Callable[[str], None]) -> dict:
+def evaluate(base: str, tuned: str, echo: Callable[[str], None], progress: bool = True) -> dict:
     """Score both models on the eval set: with evals.runner when available, else directly."""
     try:
         from evals.runner import run_eval
@@ -45,7 +45,7 @@ def evaluate(base: str, tuned: str, echo: Callable[[str], None]) -> dict:
         spec = EvalSpec(dataset=str(EVAL_FILE), input_column="input", expected_column="expected",
                         providers=[{"id": base, "label": "base"}, {"id": tuned, "label": "fine-tuned"}],
                         scorers=["contains", "chrf"], generation={"max_new_tokens": 40, "batch_size": 8})
-        report = run_eval(spec, progress=True)
+        report = run_eval(spec, progress=progress)
         for name, info in report.get("models", {}).items():
             echo(f"  {name}: " + ", ".join(f"{k}={v:.3f}" for k, v in info.get("scores", {}).items()
                                           if isinstance(v, (int, float))))
@@ -82,7 +82,7 @@ def run_demo(train_fn: Callable, epochs: float | None = None, output_dir: str | 
     reply_base, reply_tuned = chat(base, CHAT_PROMPT, max_new_tokens=40), chat(tuned, CHAT_PROMPT, max_new_tokens=40)
     echo(f"    base:       {reply_base}\n    fine-tuned: {reply_tuned}")
     echo(f"3/3 Eval on {EVAL_FILE.name} (15 unseen questions; expected: {PERSONA_LINE})")
-    evaluation = evaluate(base, tuned, echo)
+    evaluation = evaluate(base, tuned, echo, progress=not quiet)
     return {"fine_tuned_model": tuned, "train": {k: summary[k] for k in ("output_dir", "final_path", "train_loss",
                                                                           "duration_s", "global_step", "peak_memory_mb")},
             "chat": {"prompt": CHAT_PROMPT, "base": reply_base, "fine_tuned": reply_tuned}, "eval": evaluation}
