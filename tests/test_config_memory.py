@@ -231,7 +231,8 @@ def test_estimate_reads_the_data_and_says_so(tiny_model_dir, tmp_path):
     c = cfg(model={"base_model": str(tiny_model_dir)}, training={"device": "cpu", "batch_size": 4, "packing": True},
             dataset={"max_seq_length": 512})
     worst = estimate(c, env=Environment())
-    assert worst.shape["source"] == "worst-case" and (worst.shape["width"], worst.shape["kept"]) == (512, 2048)
+    # packing: one row of 4 x 512 tokens, all projected
+    assert worst.shape == {"rows": 1, "width": 2048, "kept": 2048, "source": "worst-case"}
     assert any(n.startswith("worst case (no readable dataset.path)") for n in worst.notes)
     c.dataset.path = str(data)
     aware = estimate(c, env=Environment())

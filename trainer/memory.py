@@ -358,7 +358,7 @@ def _micro_batches(cfg: TrainConfig, batch: int, n_examples: int) -> int:
 
 def _shape_for(cfg: TrainConfig, batch: int, profile: DataProfile | None) -> BatchShape:
     if profile is None:
-        return worst_case_shape(batch, max(cfg.dataset.max_seq_length, 1))
+        return worst_case_shape(batch, max(cfg.dataset.max_seq_length, 1), cfg.training.packing)
     return batch_shape(profile, batch, cfg.training.packing, _micro_batches(cfg, batch, profile.total_examples))
 
 

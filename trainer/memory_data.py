@@ -63,8 +63,10 @@ class BatchShape:
         return self.rows * self.width
 
 
-def worst_case_shape(batch: int, max_seq_length: int) -> BatchShape:
+def worst_case_shape(batch: int, max_seq_length: int, packing: bool) -> BatchShape:
     """Every example at the maximum length and every position labelled (no data to say otherwise)."""
+    if packing:
+        return BatchShape(rows=1, width=batch * max_seq_length, kept=batch * max_seq_length)
     return BatchShape(rows=batch, width=max_seq_length, kept=batch * max_seq_length)
 
 
