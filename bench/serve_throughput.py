@@ -1,9 +1,9 @@
 """Throughput of `tunepilot serve`: requests/s and latency p50 of short chat completions.
 
-Starts the real server (uvicorn on a free loopback port, in this process) on the default model and
-sends short chat completions (max_tokens 16) with the official `openai` client from 1 and 4
-concurrent clients, once with micro-batching off (max batch 1) and once on (max batch 8). Both
-servers share one loaded model, so the only difference is batching.
+Starts the real server (`tunepilot serve` as a subprocess on a free loopback port, so the clients
+do not share its interpreter) on the default model and sends short chat completions (max_tokens 16)
+with the official `openai` client from 1 and 4 concurrent clients, once with micro-batching off
+(`--max-batch 1`) and once on (`--max-batch 8`).
 
     TUNEPILOT_HOME=/tmp/tp-home .venv/bin/python bench/serve_throughput.py
     .venv/bin/python bench/serve_throughput.py --model ./my-model --requests 24 --json
@@ -17,13 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 PROMPTS = [
     "What is LoRA?", "Explain the learning rate in one sentence.", "What does QLoRA quantize?",
@@ -70,6 +75,39 @@ def run_clients(base_url: str, model: str, clients: int, requests: int, max_toke
             "completion_tokens_per_s": round(sum(tokens) / wall, 1)}
 
 
+@contextmanager
+def served(max_batch: int) -> Iterator[str]:
+    """`tunepilot serve` in a subprocess; yields its base_url once /health answers."""
+    import httpx
+
+    from trainer.server.background import free_port
+
+    port = free_port()
+    command = [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port), "--max-batch", str(max_batch),
+               "--log-level", "warning"]
+    proc = subprocess.Popen(command, cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None:
+                raise SystemExit(f"tunepilot serve exited: {proc.stderr.read()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise SystemExit("tunepilot serve did not come up within 300 s")
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="gemma-3-270m", help="Model id (default: the built-in default).")
@@ -81,26 +119,15 @@ def main() -> None:
     args = parser.parse_args()
 
     import httpx
-    import torch
 
-    from trainer.generation import pick_device
-    from trainer.server import create_app
-    from trainer.server.background import BackgroundServer
-    from trainer.server.model_pool import ModelPool, TransformersBackend
-    from trainer.server.settings import ServerSettings
-
-    backend = TransformersBackend()
-    pool = ModelPool(backend.default_budget_bytes(), backend)
-    pool.acquire(args.model)  # load once, outside the timings; both servers share it
     rows = []
     for max_batch in (1, 8):
-        app = create_app(ServerSettings(max_batch_size=max_batch), pool=pool)
-        with BackgroundServer(app) as server:
-            run_clients(server.base_url, args.model, 1, 2, args.max_tokens, args.natural)  # warm-up
+        with served(max_batch) as base_url:
+            run_clients(base_url, args.model, 1, 2, args.max_tokens, args.natural)  # load the model, warm up
             for clients in args.clients:
-                before = httpx.get(f"{server.base_url}/tunepilot/status").json()["generation"]
-                row = run_clients(server.base_url, args.model, clients, args.requests, args.max_tokens, args.natural)
-                after = httpx.get(f"{server.base_url}/tunepilot/status").json()["generation"]
+                before = httpx.get(f"{base_url}/tunepilot/status").json()["generation"]
+                row = run_clients(base_url, args.model, clients, args.requests, args.max_tokens, args.natural)
+                after = httpx.get(f"{base_url}/tunepilot/status").json()["generation"]
                 batches = after["batches"] - before["batches"]
                 row["mean_batch_size"] = round(row["requests"] / batches, 2) if batches else None
                 row["micro_batching"] = "on (max 8)" if max_batch > 1 else "off"
@@ -108,7 +135,12 @@ def main() -> None:
                 print(f"  batching {row['micro_batching']:>10}, {clients} client(s): "
                       f"{row['requests_per_s']} req/s, p50 {row['p50_latency_s']} s", file=sys.stderr)
 
+    import torch
+
+    from trainer.generation import pick_device
+
     info = {"model": args.model, "device": pick_device(), "torch_threads": torch.get_num_threads(),
+            "server": "tunepilot serve (subprocess, loopback)",
             "cpu_count": os.cpu_count(), "max_tokens": args.max_tokens,
             "ignore_eos": not args.natural, "results": rows}
     if args.json:
