@@ -26,12 +26,9 @@ STAGING_DIRNAME = ".staging"
 
 
 def _accepts_logits_to_keep(model) -> bool:
-    base = model
-    for attr in ("module", "get_base_model"):
-        if attr == "module" and hasattr(base, "module"):
-            base = base.module
-        elif attr == "get_base_model" and hasattr(base, "get_base_model"):
-            base = base.get_base_model()
+    base = getattr(model, "module", model)  # unwrap DDP
+    if hasattr(base, "get_base_model"):
+        base = base.get_base_model()  # unwrap PEFT
     try:
         return "logits_to_keep" in inspect.signature(base.forward).parameters
     except (TypeError, ValueError):

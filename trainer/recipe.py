@@ -280,7 +280,7 @@ def build_trainer(cfg, model, tokenizer, data: DataSplits, out: Path, device: st
 
     holder: dict = {}
     metrics = MetricsCallback(lambda: holder["trainer"], sink)
-    sampler = SampleCallback(tokenizer, sample_prompts(cfg, data), cfg.sampling.every_n_steps, sink)
+    sampler = SampleCallback(tokenizer, list(cfg.sampling.prompts), cfg.sampling.every_n_steps, sink)
     stopper = StopCallback(should_stop or (lambda: False))
     trainer = SFTTrainer(
         model=model,
@@ -297,10 +297,6 @@ def build_trainer(cfg, model, tokenizer, data: DataSplits, out: Path, device: st
     trainer.remove_callback(ProgressCallback)
     holder["trainer"] = trainer
     return trainer, metrics, sampler, stopper
-
-
-def sample_prompts(cfg: TrainConfig, data: DataSplits) -> list[str]:
-    return list(cfg.sampling.prompts)
 
 
 def run_training(trainer, resume_from: str | None) -> None:
