@@ -326,3 +326,15 @@ def test_agrees_with_the_trainer_measured_on_an_h100(tmp_path_factory, method, o
     measured_gib = H100_PEAKS_GB[(method, opt, batch)] * 1e9 / 1024**3
     assert est.allocated_gb == pytest.approx(measured_gib, rel=0.15)
     assert est.total_gb > est.allocated_gb  # plus the CUDA context
+
+
+def test_large_files_are_sampled_evenly(tiny_model_dir, tmp_path, monkeypatch):
+    import trainer.memory_data as memory_data
+
+    monkeypatch.setattr(memory_data, "SAMPLE_EXAMPLES", 3)
+    data = _write_chat(tmp_path / "train.jsonl", CHAT_ROWS * 2)
+    profile = memory_data.profile_dataset(str(data), "auto", str(tiny_model_dir), 1024)
+    assert len(profile.examples) == 3 and profile.total_examples == 10
+    est = estimate(cfg(model={"base_model": str(tiny_model_dir)}, training={"device": "cpu", "batch_size": 2},
+                       dataset={"path": str(data)}), env=Environment())
+    assert any(n.startswith("from the data (3 of 10 examples") for n in est.notes)

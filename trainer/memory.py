@@ -52,12 +52,13 @@ NF4_BYTES = (4 + 0.127) / 8
 OPTIMIZER_BYTES = {"adamw": 8.0, "adamw_8bit": 2.0, "paged_adamw_8bit": 2.0, "lion": 4.0, "lion_8bit": 1.0, "sgd": 0.0}
 # bitsandbytes' 8-bit optimizers and the bytes their 32-bit form keeps (for overridden embeddings).
 EIGHT_BIT_AS_32_BIT = {"adamw_8bit": 8.0, "paged_adamw_8bit": 8.0, "lion_8bit": 4.0}
-# float32 upcast, log-softmax saved for backward, its gradient (plus the 16-bit logits themselves);
-# an H100 run with gradient checkpointing, where logits dominate, measured 3.0 float32 copies.
-# CPU (peak RSS): 3 copies put the trainer's worst-case runs within 11%. CUDA
-# (torch.cuda.max_memory_allocated, the real trainer on an H100, Gemma-3-270M, bench/cuda_paths.py):
-# the 16-bit logits, their float32 upcast and log-softmax, and the backward's float32 gradients live
-# together: 4 float32 copies fit LoRA, QLoRA and full runs (kept positions from the data).
+# Float32 copies of the kept logits alive at the loss's peak: the float32 upcast, the log-softmax saved
+# for backward, its gradient (plus the 16-bit logits themselves). CPU (peak RSS of the real trainer,
+# bench/memory_estimate.py): 3 copies put its worst-case runs within 11%. CUDA: the real trainer on an
+# H100 (bench/cuda_paths.py: Gemma-3-270M shapes, LoRA / QLoRA / full, kept positions from the data,
+# torch.cuda.max_memory_allocated) fits 4 copies within 11% for all six runs; the earlier plain-loop
+# grid (bench/memory_estimate.py --grid, every position projected) had fitted 3. The extra copy is
+# what the trainer path measures; which tensor it is was not pinned down without a GPU at hand.
 LOGIT_COPIES = {"cuda": 4}
 DEFAULT_LOGIT_COPIES = 3
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-SAMPLE_EXAMPLES = 1000  # examples encoded at most (evenly spaced over the file)
+SAMPLE_EXAMPLES = 500  # examples encoded at most (evenly spaced over the file)
 SIMULATED_BATCHES = 400  # micro-batches simulated at most per shuffle
 SHUFFLES = 3  # seeds averaged: the peak is the mean of the largest batch over a few shuffles
 
@@ -230,7 +230,9 @@ def batch_shape(profile: DataProfile, batch: int, packing: bool, steps: int) -> 
     Largest width and largest kept count are taken separately (they usually come from the same batch),
     which keeps the estimate on the safe side.
     """
-    batch = max(1, min(batch, len(profile.examples))) if packing else max(1, batch)
+    batch = max(1, min(batch, len(profile.examples)))
+    if batch == len(profile.examples):  # every micro-batch holds the whole sample: one shape
+        return _shape_of(profile.examples, packing)
     n_batches = max(1, min(steps, SIMULATED_BATCHES))
     widths, kepts, rows = [], [], 1
     for seed in range(SHUFFLES):
