@@ -228,3 +228,16 @@ def test_qlora_on_cpu_is_refused_with_the_fix(tmp_path, tiny_model_dir):
     cfg = make_cfg(tmp_path, tiny_model_dir, method__type="qlora", training__device="cpu")
     with pytest.raises(MethodError, match="use method.type"):
         train(cfg, tmp_path / "out")
+
+
+def test_gradient_checkpointing_other_optimizer_and_val_split(tmp_path, tiny_model_dir):
+    events = []
+    cfg = make_cfg(tmp_path, tiny_model_dir, training__gradient_checkpointing=True, training__packing=True,
+                   optimizer__type="sgd", optimizer__lr_scheduler="cosine", optimizer__warmup_ratio=0.2,
+                   dataset__val_split=0.25)
+    result = train(cfg, tmp_path / "out", on_event=events.append)
+    assert result.status == "succeeded"
+    assert result.data_stats["eval_examples"] == 3 and result.data_stats["train_examples"] == 9
+    assert result.eval_losses and result.eval_losses[0]["eval_loss"] > 0
+    lrs = [e["data"]["learning_rate"] for e in events if e["type"] == "metrics" and "learning_rate" in e["data"]]
+    assert lrs[0] < max(lrs)  # warmup, then the schedule
