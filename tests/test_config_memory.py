@@ -244,13 +244,30 @@ def test_estimate_reads_the_data_and_says_so(tiny_model_dir, tmp_path):
     assert aware.max_batch_size >= worst.max_batch_size
 
 
-def test_truncation_caps_each_example_at_max_seq_length(tiny_model_dir, tmp_path):
+@pytest.fixture(scope="module")
+def gemma_shapes_dir(tmp_path_factory):
+    """Gemma-3-270M's config.json (no weights) with the tiny byte-level tokenizer, as in the H100 runs."""
+    from tests.tiny_model import build_tokenizer
+
+    folder = tmp_path_factory.mktemp("gemma-shapes")
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"], "hidden_size": 640,
+        "intermediate_size": 2048, "num_hidden_layers": 18, "num_attention_heads": 4, "num_key_value_heads": 1,
+        "head_dim": 256, "vocab_size": 262144, "max_position_embeddings": 32768, "tie_word_embeddings": True}))
+    build_tokenizer().save_pretrained(folder)
+    return folder
+
+
+def test_truncation_caps_each_example_at_max_seq_length(gemma_shapes_dir, tmp_path):
     data = _write_chat(tmp_path / "train.jsonl", [("Hi", "LoRA adds low-rank adapters. " * 40)] * 3)
-    c = cfg(model={"base_model": str(tiny_model_dir)}, training={"device": "cpu", "batch_size": 2, "packing": False},
+    c = cfg(model={"base_model": str(gemma_shapes_dir)}, training={"device": "cpu", "batch_size": 2, "packing": False},
             dataset={"path": str(data), "max_seq_length": 64})
     est = estimate(c, env=Environment())
     assert est.shape == {"rows": 2, "width": 64, "kept": est.shape["kept"], "source": "tokenizer"}
     assert 40 < est.shape["kept"] < 64  # the prompt's columns carry no label
+    # logits_to_keep selects the same columns in every row: rows x kept positions reach the vocabulary
+    per_value = 4 * 3 + (2 if est.dtype == "bfloat16" else 0)
+    assert est.breakdown["logits"] == pytest.approx(2 * est.shape["kept"] * 262144 * per_value / 1024**3, rel=0.01)
 
 
 def test_chars_per_token_rule_without_a_local_tokenizer(tmp_path):
@@ -271,7 +288,7 @@ def test_unreadable_data_falls_back_to_the_worst_case(tiny_model_dir, tmp_path):
     c = cfg(model={"base_model": str(tiny_model_dir)}, training={"device": "cpu", "batch_size": 2},
             dataset={"path": str(bad), "max_seq_length": 128})
     est = estimate(c, env=Environment())
-    assert est.shape["source"] == "worst-case" and (est.shape["rows"], est.shape["width"]) == (2, 128)
+    assert est.shape == {"rows": 2, "width": 128, "kept": 128, "source": "worst-case"}
     assert any("could not be read" in n for n in est.notes)
 
 
@@ -295,20 +312,13 @@ H100_PEAKS_GB = {  # torch.cuda.max_memory_allocated / 1e9, bench/cuda_paths.py 
 
 
 @pytest.mark.parametrize("method, opt, batch", list(H100_PEAKS_GB))
-def test_agrees_with_the_trainer_measured_on_an_h100(tmp_path_factory, method, opt, batch):
+def test_agrees_with_the_trainer_measured_on_an_h100(gemma_shapes_dir, method, opt, batch):
     # The run: Gemma-3-270M shapes (random init), the tiny byte-level tokenizer, bench/cuda_paths.py's
     # 64 generated chat rows, packing, max_seq_length 512. The estimate's allocator figure must be within 15%.
     import importlib.util
     from pathlib import Path
 
-    from tests.tiny_model import build_tokenizer
-
-    folder = tmp_path_factory.mktemp("gemma-shapes")
-    (folder / "config.json").write_text(json.dumps({
-        "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"], "hidden_size": 640,
-        "intermediate_size": 2048, "num_hidden_layers": 18, "num_attention_heads": 4, "num_key_value_heads": 1,
-        "head_dim": 256, "vocab_size": 262144, "max_position_embeddings": 32768, "tie_word_embeddings": True}))
-    build_tokenizer().save_pretrained(folder)
+    folder = gemma_shapes_dir
     spec = importlib.util.spec_from_file_location("cuda_paths", Path(__file__).resolve().parents[1] / "bench" / "cuda_paths.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

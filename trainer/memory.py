@@ -20,7 +20,7 @@
   layers and the tokens of the largest micro-batch; with gradient checkpointing only each layer's
   input is kept plus one layer being recomputed. Where attention scores are materialised (CPU),
   rows x heads x width^2 scores are added.
-- logits: kept positions x vocab, several copies (16-bit logits, float32 upcast, log-softmax, their
+- logits: rows x kept columns x vocab, several copies (16-bit logits, float32 upcast, log-softmax, their
   gradients): with the 256k vocabularies of Gemma this is often the largest activation. The trainer
   (trainer.loop) projects only the columns that carry a label in some row of the micro-batch, and
   packing makes one row of just the batch's examples; so when `dataset.path` can be read, the
@@ -289,7 +289,7 @@ def _breakdown(cfg: TrainConfig, dims: ModelDims, shape: BatchShape, device: str
     else:
         activations = layers * per_layer
     copies = LOGIT_COPIES.get(device, DEFAULT_LOGIT_COPIES)
-    logits = shape.kept * dims.vocab_size * (4 * copies + (act_bytes if half else 0))
+    logits = shape.projected * dims.vocab_size * (4 * copies + (act_bytes if half else 0))
 
     # Gradients (float32) and the optimizer step do not peak together with activations and logits:
     # the backward pass frees activations layer by layer while gradients appear, and the logits are
@@ -373,7 +373,7 @@ def _data_note(cfg: TrainConfig, profile: DataProfile | None, shape: BatchShape)
     sampled = f"{len(profile.examples)} of {profile.total_examples} examples" if len(profile.examples) < profile.total_examples \
         else f"all {profile.total_examples} examples"
     return (f"from the data ({sampled}, tokenized with {how}): largest micro-batch {layout} of {shape.width} tokens, "
-            f"{shape.kept} labelled positions projected to the vocabulary")
+            f"{shape.kept} labelled column(s) projected to the vocabulary")
 
 
 def estimate(cfg: TrainConfig, env=None) -> MemoryEstimate:

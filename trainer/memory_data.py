@@ -52,7 +52,8 @@ class DataProfile:
 
 @dataclass
 class BatchShape:
-    """The largest micro-batch: `rows` x `width` tokens computed, `kept` columns projected to the vocabulary."""
+    """The largest micro-batch: `rows` x `width` tokens computed; `kept` columns (labelled in some row)
+    projected to the vocabulary in every row, so the logits hold `rows x kept` positions."""
 
     rows: int
     width: int
@@ -62,12 +63,16 @@ class BatchShape:
     def tokens(self) -> int:
         return self.rows * self.width
 
+    @property
+    def projected(self) -> int:
+        return self.rows * self.kept
+
 
 def worst_case_shape(batch: int, max_seq_length: int, packing: bool) -> BatchShape:
     """Every example at the maximum length and every position labelled (no data to say otherwise)."""
     if packing:
         return BatchShape(rows=1, width=batch * max_seq_length, kept=batch * max_seq_length)
-    return BatchShape(rows=batch, width=max_seq_length, kept=batch * max_seq_length)
+    return BatchShape(rows=batch, width=max_seq_length, kept=max_seq_length)
 
 
 # ---------------------------------------------------------------- reading the data
@@ -240,5 +245,5 @@ def batch_shape(profile: DataProfile, batch: int, packing: bool, steps: int) -> 
         widest = max(shapes, key=lambda s: s.tokens)
         widths.append(widest.width)
         rows = max(rows, widest.rows)
-        kepts.append(max(s.kept for s in shapes))
+        kepts.append(max(s.kept for s in shapes))  # rows are the batch size (or fewer) in every shape
     return BatchShape(rows=rows, width=round(sum(widths) / len(widths)), kept=round(sum(kepts) / len(kepts)))
