@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evals.errors import EvalError
+from trainer.text_encoding import UndecodableText, decode_text
 
 # Names looked for (in order) when the user does not say which column holds what.
 INPUT_COLUMN_CANDIDATES = ("input", "question", "prompt", "instruction", "query", "text", "问题", "输入")
@@ -61,27 +62,11 @@ class Dataset:
 # ---------------------------------------------------------------- decoding
 
 def decode_bytes(data: bytes) -> tuple[str, str]:
-    """Bytes -> (text, encoding name); never returns mojibake silently."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8"), "utf-8-sig"
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), "utf-16"
+    """Bytes -> (text, encoding name) with the shared policy; never returns mojibake silently."""
     try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    # GBK is the common name users know; report it when the narrower codec suffices.
-    for name in ("gbk", "gb18030"):
-        try:
-            return data.decode(name), name
-        except UnicodeDecodeError:
-            continue
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    if best is None or best.encoding is None:
-        raise EvalError("Cannot tell the file's text encoding (tried UTF-8, GBK, GB18030); save it as UTF-8 and retry.")
-    return str(best), best.encoding
+        return decode_text(data)
+    except UndecodableText as exc:
+        raise EvalError(f"Cannot read the file as text ({exc}); save it as UTF-8 and retry.") from None
 
 
 # ---------------------------------------------------------------- parsing

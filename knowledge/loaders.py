@@ -9,7 +9,6 @@ reason the ingest summary shows.
 
 from __future__ import annotations
 
-import codecs
 import logging
 import os
 import re
@@ -17,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from langchain_core.documents import Document
+
+from trainer.text_encoding import UndecodableText, decode_text
 
 SUPPORTED = {
     ".md": "markdown",
@@ -75,38 +76,12 @@ def walk(root: Path) -> list[Path]:
 
 # --------------------------------------------------------------------------- bytes -> text
 
-_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
-
-
 def decode(data: bytes) -> tuple[str, str]:
-    """Text and the encoding found: UTF-8 (with or without BOM), UTF-16 with BOM, GBK/GB18030, others."""
-    if data.startswith(codecs.BOM_UTF8):
-        return data[3:].decode("utf-8", errors="replace"), "utf-8-sig"
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16", errors="replace"), "utf-16"
-    if b"\x00" in data[:8192]:
-        raise LoadError("binary content (NUL bytes), not text")
+    """Text and the encoding found, with the shared policy (trainer.text_encoding)."""
     try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    # Chinese files saved by Windows tools are GBK; a strict GB18030 decode that yields only
-    # ordinary Chinese (no private-use code points) is trusted before a statistical guess,
-    # which mistakes short GBK text for Big5.
-    try:
-        text = data.decode("gb18030")
-        non_ascii = [c for c in text if ord(c) > 127]
-        cjk = sum(1 for c in non_ascii if "\u3000" <= c <= "\u9fff" or "\uff00" <= c <= "\uffef")
-        if not _PRIVATE_USE.search(text) and non_ascii and cjk / len(non_ascii) > 0.9:
-            return text, "gb18030"
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    if best is None:
-        raise LoadError("unknown text encoding (not UTF-8, GBK or another common one)")
-    return str(best), best.encoding
+        return decode_text(data)
+    except UndecodableText as exc:
+        raise LoadError(str(exc)) from None
 
 
 def read_bytes(path: Path) -> bytes:

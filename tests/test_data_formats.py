@@ -60,7 +60,8 @@ def test_chinese_encodings(tmp_path, encoding):
     path.write_bytes("prompt,completion\n你是谁？,我是月儿。\n".encode(encoding))
     loaded = read_dataset(path)
     assert loaded.examples[0]["messages"][1]["content"] == "我是月儿。"
-    assert loaded.encoding == ("utf-8-sig" if encoding == "utf-8-sig" else "gb18030")
+    # GB18030 is a superset of GBK; text that GBK covers is reported as "gbk", the name users know.
+    assert loaded.encoding == ("utf-8-sig" if encoding == "utf-8-sig" else "gbk")
 
 
 def test_bad_rows_are_listed_with_line_numbers(tmp_path):

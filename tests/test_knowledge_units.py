@@ -40,7 +40,7 @@ def test_decode_utf8_bom_and_gbk():
     assert loaders.decode(text.encode("utf-8")) == (text, "utf-8")
     assert loaders.decode(codecs.BOM_UTF8 + text.encode("utf-8")) == (text, "utf-8-sig")
     decoded, enc = loaders.decode(text.encode("gbk"))
-    assert decoded == text and enc == "gb18030"
+    assert decoded == text and enc == "gbk"
     short, _ = loaders.decode("LoRA 微调".encode("gbk"))  # short GBK is often guessed as Big5
     assert short == "LoRA 微调"
     assert loaders.decode("Grüße aus München, schöne Straße".encode("latin-1"))[0].startswith("Grüße")

@@ -20,6 +20,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trainer.text_encoding import UndecodableText, decode_text
+
 FORMATS = ("chat", "alpaca", "sharegpt", "prompt_completion", "text")
 
 # Which keys identify a format, in the order auto-detection tries them.
@@ -68,25 +70,16 @@ class LoadedData:
 # ---------------------------------------------------------------- reading bytes and rows
 
 def read_text(path: str | Path) -> tuple[str, str]:
-    """Decode a file, trying UTF-8 (with or without BOM), UTF-16 with BOM, then GB18030 (a superset of GBK)."""
+    """Decode a data file with the shared encoding policy (trainer.text_encoding)."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"Dataset file not found: {p}; check dataset.path.")
     if p.is_dir():
         raise DataError(f"{p} is a folder; dataset.path must be a .json, .jsonl or .csv file.")
-    raw = p.read_bytes()
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16"), "utf-16"
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return raw[3:].decode("utf-8", errors="strict"), "utf-8-sig"
     try:
-        return raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return raw.decode("gb18030"), "gb18030"
-    except UnicodeDecodeError:
-        raise DataError(f"{p} is neither UTF-8 nor GBK/GB18030 text; re-save it as UTF-8.") from None
+        return decode_text(p.read_bytes())
+    except UndecodableText as exc:
+        raise DataError(f"{p}: {exc}; re-save it as UTF-8 text.") from None
 
 
 def _file_format(path: Path, text: str) -> str:
