@@ -5,8 +5,10 @@ subprocess (so one run's memory does not linger into the next), and prints a tab
 (`trainer.memory.estimate`) against the measured peak:
 - CPU: the child's peak resident set size (sampled every few ms during the run, and the kernel's
   ru_maxrss high-water mark), which is what the estimate's total (overhead included) predicts;
-- GPU: torch.cuda.max_memory_allocated, compared with the estimate minus its overhead term (the
-  allocator statistic does not count the CUDA context or cached-but-free blocks).
+- GPU: torch.cuda.max_memory_allocated, compared with the estimate's `allocated_gb` (total less its
+  overhead term: the allocator statistic does not count the CUDA context or cached-but-free blocks).
+The estimate is given the same data file the run trains on, so it sizes the micro-batch from the data
+(trainer.memory_data) the way the trainer does.
 
 Runner: `trainer.recipe.train` when it exists (the real trainer, on generated chat data whose every
 example is longer than max_seq_length, matching the estimate's worst case); `--runner plain` (or no
@@ -228,10 +230,13 @@ def run_case(method: str, batch: int, args) -> dict:
         return {"method": method, "batch": batch, "error": " | ".join(tail)}
     measured = json.loads(line[len("RESULT "):])
     device = measured["device"]
-    cfg = build_config(method, batch, args.seq, args.steps, "", "", device)
-    est = estimate(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "train.jsonl"  # the child's data, written the same way
+        write_data(data, rows=max(16, batch * (args.steps + 1)), seq=args.seq)
+        cfg = build_config(method, batch, args.seq, args.steps, str(data), "", device)
+        est = estimate(cfg)
     if device == "cuda":
-        predicted = est.total_gb - est.breakdown["overhead"]
+        predicted = est.allocated_gb
         actual = measured["cuda_max_allocated_gb"]
     else:
         predicted, actual = est.total_gb, measured["peak_rss_gb"]
@@ -239,7 +244,7 @@ def run_case(method: str, batch: int, args) -> dict:
         "method": method, "batch": batch, "seq": args.seq, "runner": measured["runner"], "device": device,
         "dtype": est.dtype, "estimate_gb": round(predicted, 3), "measured_gb": round(actual, 3),
         "error_pct": round(100 * (predicted - actual) / actual, 1), "seconds": round(time.time() - started, 1),
-        "breakdown": est.breakdown, "note": measured.get("note"),
+        "breakdown": est.breakdown, "batch_shape": est.shape, "note": measured.get("note"),
     }
 
 
@@ -269,7 +274,7 @@ def compare(path: str) -> None:
             print(f"{name:14} {case['method']:6} {case['batch']:>5} {case['seq']:>5}  FAILED {case.get('error', 'no GPU figure')}")
             continue
         est = estimate(case_config(case))
-        predicted = est.total_gb - est.breakdown["overhead"]
+        predicted = est.allocated_gb
         actual = case["cuda_max_allocated_gb"]
         errors.append(100 * (predicted - actual) / actual)
         print(f"{name:14} {case['method']:6} {case['batch']:>5} {case['seq']:>5} {'on' if case.get('gradient_checkpointing') else 'off':>3} "

@@ -67,7 +67,8 @@ DEFAULT_LOGIT_COPIES = 3
 # CPU: the resident memory of the Python process itself (torch, transformers, peft, datasets and the
 # tokenizer loaded). Calibrated on the default model with the real trainer (bench/memory_estimate.py,
 # seq 256, LoRA and full at batch 1 and 4; peak RSS 2.57 / 6.17 / 6.46 / 8.35 GiB): 0.9 GiB puts all
-# four within 11% (0.8 and 1.0 give worst errors of 12.7% and 11.9%).
+# four within 11% (0.8 and 1.0 give worst errors of 12.7% and 11.9%). With the data-aware shape
+# (2026-11-28): estimate 2.68 / 6.30 / 5.69 / 9.05 vs measured 2.43 / 5.88 / 6.28 / 8.18 GiB, worst 10.7%.
 GPU_OVERHEAD_GIB = 0.8
 CPU_OVERHEAD_GIB = 0.9
 ALLOCATOR_SLACK = 0.05  # caching allocators hold ~5% more than the live tensors
