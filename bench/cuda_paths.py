@@ -89,6 +89,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--cases", default="all", help="comma-separated case names, or all")
+    parser.add_argument("--batch", type=int, default=0, help="use this batch size for every case (0: each case's own)")
+    parser.add_argument("--rows", type=int, default=64, help="examples in the generated training file")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -101,9 +103,9 @@ def main() -> int:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "train.jsonl"
-        write_data(data)
+        write_data(data, args.rows)
         for name, method, optimizer, batch in chosen:
-            results[name] = run_case(args.model, method, optimizer, batch, args.steps, data, args.seq)
+            results[name] = run_case(args.model, method, optimizer, args.batch or batch, args.steps, data, args.seq)
             if not args.json:
                 print(name, json.dumps(results[name], ensure_ascii=False), flush=True)
     if args.json:
