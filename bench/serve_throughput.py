@@ -2,8 +2,9 @@
 
 Starts the real server (`tunepilot serve` as a subprocess on a free loopback port, so the clients
 do not share its interpreter) on the default model and sends short chat completions (max_tokens 16)
-with the official `openai` client from 1 and 4 concurrent clients, once with micro-batching off
-(`--max-batch 1`) and once on (`--max-batch 8`).
+with the official `openai` client from 1 and 4 concurrent clients, with micro-batching off
+(`--max-batch 1`) and on (`--max-batch 8`): both servers run side by side and the measurements
+alternate between them, so changes in the machine's load hit both alike.
 
     TUNEPILOT_HOME=/tmp/tp-home .venv/bin/python bench/serve_throughput.py
     .venv/bin/python bench/serve_throughput.py --model ./my-model --requests 24 --json
@@ -68,15 +69,13 @@ def run_clients(base_url: str, model: str, clients: int, requests: int, max_toke
     for t in threads:
         t.join()
     wall = time.perf_counter() - start
-    return {"clients": clients, "requests": len(latencies), "seconds": round(wall, 2),
-            "requests_per_s": round(len(latencies) / wall, 3),
-            "p50_latency_s": round(statistics.median(latencies), 3),
-            "p95_latency_s": round(sorted(latencies)[max(0, int(0.95 * len(latencies)) - 1)], 3),
-            "completion_tokens_per_s": round(sum(tokens) / wall, 1)}
+    return {"clients": clients, "requests": len(latencies), "seconds": wall, "tokens": sum(tokens),
+            "latencies": latencies, "requests_per_s": round(len(latencies) / wall, 3),
+            "p50_latency_s": round(statistics.median(latencies), 3)}
 
 
 @contextmanager
-def served(max_batch: int) -> Iterator[str]:
+def served(max_batch: int, threads: int | None = None) -> Iterator[str]:
     """`tunepilot serve` in a subprocess; yields its base_url once /health answers."""
     import httpx
 
@@ -85,7 +84,11 @@ def served(max_batch: int) -> Iterator[str]:
     port = free_port()
     command = [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port), "--max-batch", str(max_batch),
                "--log-level", "warning"]
-    proc = subprocess.Popen(command, cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)  # torch's intra-op threads in the server
+    proc = subprocess.Popen(command, cwd=str(REPO), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -111,35 +114,56 @@ def served(max_batch: int) -> Iterator[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="gemma-3-270m", help="Model id (default: the built-in default).")
-    parser.add_argument("--requests", type=int, default=16, help="Requests per measurement (default 16).")
+    parser.add_argument("--requests", type=int, default=12, help="Requests per client count, per round (default 12).")
+    parser.add_argument("--rounds", type=int, default=2, help="Alternating rounds over both servers (default 2).")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in each server (OMP_NUM_THREADS); 1 helps on a busy machine.")
     parser.add_argument("--natural", action="store_true", help="Let replies stop at end-of-turn.")
     parser.add_argument("--json", action="store_true", help="Print one JSON document instead of the table.")
     args = parser.parse_args()
 
     import httpx
 
-    rows = []
-    for max_batch in (1, 8):
-        with served(max_batch) as base_url:
-            run_clients(base_url, args.model, 1, 2, args.max_tokens, args.natural)  # load the model, warm up
+    # Both servers run side by side and the measurements alternate between them in rounds, so a
+    # change in the machine's load (shared CPUs) hits both settings alike.
+    settings = {1: "off", 8: "on (max 8)"}
+    totals: dict[tuple[int, int], dict] = {}
+    with served(1, args.threads) as off_url, served(8, args.threads) as on_url:
+        urls = {1: off_url, 8: on_url}
+        for url in urls.values():
+            run_clients(url, args.model, 1, 2, args.max_tokens, args.natural)  # load the model, warm up
+        for round_no in range(args.rounds):
             for clients in args.clients:
-                before = httpx.get(f"{base_url}/tunepilot/status").json()["generation"]
-                row = run_clients(base_url, args.model, clients, args.requests, args.max_tokens, args.natural)
-                after = httpx.get(f"{base_url}/tunepilot/status").json()["generation"]
-                batches = after["batches"] - before["batches"]
-                row["mean_batch_size"] = round(row["requests"] / batches, 2) if batches else None
-                row["micro_batching"] = "on (max 8)" if max_batch > 1 else "off"
-                rows.append(row)
-                print(f"  batching {row['micro_batching']:>10}, {clients} client(s): "
-                      f"{row['requests_per_s']} req/s, p50 {row['p50_latency_s']} s", file=sys.stderr)
+                for max_batch, url in urls.items():
+                    before = httpx.get(f"{url}/tunepilot/status").json()["generation"]
+                    row = run_clients(url, args.model, clients, args.requests, args.max_tokens, args.natural)
+                    after = httpx.get(f"{url}/tunepilot/status").json()["generation"]
+                    total = totals.setdefault((max_batch, clients), {"seconds": 0.0, "requests": 0, "tokens": 0,
+                                                                     "batches": 0, "latencies": []})
+                    total["seconds"] += row["seconds"]
+                    total["requests"] += row["requests"]
+                    total["tokens"] += row["tokens"]
+                    total["latencies"] += row["latencies"]
+                    total["batches"] += after["batches"] - before["batches"]
+                    print(f"  round {round_no + 1}: batching {settings[max_batch]:>10}, {clients} client(s): "
+                          f"{row['requests_per_s']} req/s, p50 {row['p50_latency_s']} s", file=sys.stderr)
+    rows = []
+    for (max_batch, clients), t in sorted(totals.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        latencies = sorted(t["latencies"])
+        rows.append({"micro_batching": settings[max_batch], "clients": clients, "requests": t["requests"],
+                     "seconds": round(t["seconds"], 2), "requests_per_s": round(t["requests"] / t["seconds"], 3),
+                     "p50_latency_s": round(statistics.median(latencies), 3),
+                     "p95_latency_s": round(latencies[max(0, int(0.95 * len(latencies)) - 1)], 3),
+                     "completion_tokens_per_s": round(t["tokens"] / t["seconds"], 1),
+                     "mean_batch_size": round(t["requests"] / t["batches"], 2) if t["batches"] else None})
 
     import torch
 
     from trainer.generation import pick_device
 
-    info = {"model": args.model, "device": pick_device(), "torch_threads": torch.get_num_threads(),
+    info = {"model": args.model, "device": pick_device(), "torch_threads": args.threads or torch.get_num_threads(),
             "server": "tunepilot serve (subprocess, loopback)",
             "cpu_count": os.cpu_count(), "max_tokens": args.max_tokens,
             "ignore_eos": not args.natural, "results": rows}
@@ -147,7 +171,8 @@ def main() -> None:
         print(json.dumps(info, indent=2))
         return
     print(f"\nserve throughput: {args.model} on {info['device']} ({info['torch_threads']} torch threads, "
-          f"{info['cpu_count']} CPUs), max_tokens={args.max_tokens}, {args.requests} requests per row")
+          f"{info['cpu_count']} CPUs), max_tokens={args.max_tokens}, {args.requests * args.rounds} requests per row "
+          f"({args.rounds} alternating rounds)")
     header = f"{'batching':>12} {'clients':>7} {'req/s':>7} {'p50 s':>7} {'p95 s':>7} {'tok/s':>7} {'batch':>6}"
     print(header)
     print("-" * len(header))
