@@ -28,7 +28,15 @@ def tiny_model_dir(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
-@pytest.fixture(scope="session")
-def default_model_home(tmp_path_factory):
-    """A workspace where the real default model is provisioned (slow tests only)."""
-    return tmp_path_factory.mktemp("default-model-home")
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory, request):
+    """One workspace for a whole test module, for servers and workers that outlive a single test.
+
+    A module that uses it overrides `tunepilot_home` to return it, so every test in the module
+    sees the same $TUNEPILOT_HOME as its server thread.
+    """
+    home = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1] + "-home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TUNEPILOT_HOME", str(home))
+    yield home
+    patch.undo()

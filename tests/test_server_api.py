@@ -20,23 +20,14 @@ from trainer.server.background import BackgroundServer
 from trainer.server.settings import ServerSettings
 
 
-@pytest.fixture(scope="module")
-def server_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("server-home")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("TUNEPILOT_HOME", str(home))
-    yield home
-    patch.undo()
-
-
 @pytest.fixture(autouse=True)
-def tunepilot_home(server_home):
+def tunepilot_home(module_home):
     """The server thread and the tests must see the same workspace for the whole module."""
-    return server_home
+    return module_home
 
 
 @pytest.fixture(scope="module")
-def server(server_home, tiny_model_dir):
+def server(module_home, tiny_model_dir):
     models.register_local("tiny", tiny_model_dir)
     settings = ServerSettings(max_body_bytes=64 * 1024, max_batch_size=8)
     with BackgroundServer(create_app(settings)) as running:

@@ -28,23 +28,14 @@ GOOD_ROWS = [
 FEW_STEPS = {"training": {"max_steps": 2, "device": "cpu"}, "saving": {"save_every_n_steps": 1}}
 
 
-@pytest.fixture(scope="module")
-def server_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("server-jobs-home")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("TUNEPILOT_HOME", str(home))
-    yield home
-    patch.undo()
-
-
 @pytest.fixture(autouse=True)
-def tunepilot_home(server_home):
+def tunepilot_home(module_home):
     """The server thread, the job workers and the tests share one workspace for the module."""
-    return server_home
+    return module_home
 
 
 @pytest.fixture(scope="module")
-def server(server_home, tiny_model_dir):
+def server(module_home, tiny_model_dir):
     models.register_local("tiny", tiny_model_dir)
     with BackgroundServer(create_app(ServerSettings(api_key=API_KEY, owner_key=OWNER_KEY))) as running:
         yield running
