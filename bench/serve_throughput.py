@@ -77,9 +77,7 @@ def run_clients(base_url: str, model: str, clients: int, requests: int, max_toke
 @contextmanager
 def served(max_batch: int, threads: int | None = None) -> Iterator[str]:
     """`tunepilot serve` in a subprocess; yields its base_url once /health answers."""
-    import httpx
-
-    from trainer.server.background import free_port
+    from trainer.server.background import free_port, wait_until_serving
 
     port = free_port()
     command = [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port), "--max-batch", str(max_batch),
@@ -90,18 +88,10 @@ def served(max_batch: int, threads: int | None = None) -> Iterator[str]:
     proc = subprocess.Popen(command, cwd=str(REPO), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None:
-                raise SystemExit(f"tunepilot serve exited: {proc.stderr.read()[-2000:]}")
-            if time.monotonic() > deadline:
-                raise SystemExit("tunepilot serve did not come up within 300 s")
-            time.sleep(0.5)
+        try:
+            wait_until_serving(proc, f"http://127.0.0.1:{port}", timeout=300)
+        except (RuntimeError, TimeoutError) as exc:
+            raise SystemExit(str(exc)) from None
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         proc.send_signal(signal.SIGINT)

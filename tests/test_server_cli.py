@@ -7,14 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 from typer.testing import CliRunner
 
 from assistant.cli import app
-from trainer.server.background import free_port
+from trainer.server.background import free_port, wait_until_serving
 
 TUNEPILOT = str(Path(sys.executable).with_name("tunepilot"))
 
@@ -25,16 +24,7 @@ def test_serve_runs_the_api_with_an_api_key(tunepilot_home):
     proc = subprocess.Popen([TUNEPILOT, "serve", "--port", str(port), "--api-key", "k1", "--log-level", "warning"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "tunepilot serve did not come up"
-            time.sleep(0.5)
+        wait_until_serving(proc, f"http://127.0.0.1:{port}", timeout=180)
         models = httpx.get(f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": "Bearer k1"}, timeout=30)
         assert models.status_code == 200 and models.json()["object"] == "list"
         assert httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=30).status_code == 401

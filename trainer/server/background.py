@@ -9,6 +9,7 @@ It is the same uvicorn server `tunepilot serve` runs, only started from Python.
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 
@@ -17,6 +18,25 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
+
+
+def wait_until_serving(proc: subprocess.Popen, root_url: str, timeout: float) -> None:
+    """Block until a `tunepilot serve` subprocess answers /health; raise if it exits or times out."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{root_url}/health", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            stderr = proc.stderr.read()[-2000:] if proc.stderr else ""
+            raise RuntimeError(f"tunepilot serve exited with code {proc.returncode}: {stderr}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"tunepilot serve did not answer {root_url}/health within {timeout:.0f}s")
+        time.sleep(0.5)
 
 
 class BackgroundServer:
