@@ -6,7 +6,6 @@ exactly as in `tunepilot chat-model`, so a fine-tuned model answers the way it w
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainer.server import inference
 from trainer.server.errors import APIError
-from trainer.server.generation_routes import acquire_model, counted_stream
+from trainer.server.generation_routes import acquire_model, stream_events
 from trainer.server.schemas import SamplingFields, new_id, now, usage
-from trainer.server.streaming import DONE_EVENT, iterate_in_thread, sse_event, sse_response
+from trainer.server.streaming import sse_event, sse_response
 
 router = APIRouter()
 
@@ -102,25 +101,16 @@ async def _chat_events(request, handle, prompt, params, stop, body, completion_i
                 "system_fingerprint": None,
                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
 
-    cancel = threading.Event()
+    def closing(final: inference.Completion) -> list[dict]:
+        events = [chunk({}, final.finish_reason)]
+        if body.include_usage_in_stream:
+            last = chunk({}, None)
+            last["choices"] = []
+            last["usage"] = usage(final.prompt_tokens, final.completion_tokens)
+            events.append(last)
+        return events
+
     yield sse_event(chunk({"role": "assistant", "content": ""}, None))
-    final = None
-    try:
-        async for item in iterate_in_thread(
-                lambda: counted_stream(request, handle, prompt, params, stop, cancel, strip=True), cancel):
-            if isinstance(item, inference.Completion):
-                final = item
-            elif item:
-                yield sse_event(chunk({"content": item}, None))
-    except Exception as exc:  # the headers are sent already: report in-band, as OpenAI does
-        yield sse_event({"error": {"message": f"Generation failed ({type(exc).__name__}: {exc}).",
-                                   "type": "server_error", "param": None, "code": "generation_failed"}})
-        yield DONE_EVENT
-        return
-    yield sse_event(chunk({}, final.finish_reason))
-    if body.include_usage_in_stream:
-        last = chunk({}, None)
-        last["choices"] = []
-        last["usage"] = usage(final.prompt_tokens, final.completion_tokens)
-        yield sse_event(last)
-    yield DONE_EVENT
+    async for event in stream_events(request, handle, prompt, params, stop, strip=True,
+                                     piece_event=lambda text: chunk({"content": text}, None), closing_events=closing):
+        yield event

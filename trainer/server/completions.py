@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 
 from fastapi import APIRouter, Request
 from pydantic import Field
 
 from trainer.server import inference
 from trainer.server.errors import APIError
-from trainer.server.generation_routes import acquire_model, counted_stream
+from trainer.server.generation_routes import acquire_model, stream_events
 from trainer.server.schemas import SamplingFields, new_id, now, usage
-from trainer.server.streaming import DONE_EVENT, iterate_in_thread, sse_event, sse_response
+from trainer.server.streaming import sse_response
 
 router = APIRouter()
 
@@ -79,22 +78,13 @@ async def _completion_events(request, handle, prompt, params, stop, body, comple
         return {"id": completion_id, "object": "text_completion", "created": created, "model": body.model,
                 "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}]}
 
-    cancel = threading.Event()
-    final = None
-    try:
-        async for item in iterate_in_thread(
-                lambda: counted_stream(request, handle, prompt, params, stop, cancel, strip=False), cancel):
-            if isinstance(item, inference.Completion):
-                final = item
-            elif item:
-                yield sse_event(chunk(item, None))
-    except Exception as exc:
-        yield sse_event({"error": {"message": f"Generation failed ({type(exc).__name__}: {exc}).",
-                                   "type": "server_error", "param": None, "code": "generation_failed"}})
-        yield DONE_EVENT
-        return
-    yield sse_event(chunk("", final.finish_reason))
-    if body.include_usage_in_stream:
-        yield sse_event({"id": completion_id, "object": "text_completion", "created": created, "model": body.model,
-                         "choices": [], "usage": usage(final.prompt_tokens, final.completion_tokens)})
-    yield DONE_EVENT
+    def closing(final: inference.Completion) -> list[dict]:
+        events = [chunk("", final.finish_reason)]
+        if body.include_usage_in_stream:
+            events.append({"id": completion_id, "object": "text_completion", "created": created, "model": body.model,
+                           "choices": [], "usage": usage(final.prompt_tokens, final.completion_tokens)})
+        return events
+
+    async for event in stream_events(request, handle, prompt, params, stop, strip=False,
+                                     piece_event=lambda text: chunk(text, None), closing_events=closing):
+        yield event

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Iterator
+from typing import AsyncIterator, Callable, Iterator
 
 import anyio
 from fastapi import Request
@@ -12,6 +12,7 @@ from trainer import models
 from trainer.server import inference
 from trainer.server.errors import APIError
 from trainer.server.model_pool import ModelHandle
+from trainer.server.streaming import DONE_EVENT, iterate_in_thread, sse_event
 
 
 def available_model_ids() -> list[str]:
@@ -54,3 +55,31 @@ def counted_stream(request: Request, handle: ModelHandle, prompt: inference.Prom
     finally:
         stats.ended(handle.model_id, final.finish_reason if final else "cancelled",
                     final.completion_tokens if final else 0, streamed=True)
+
+
+async def stream_events(request: Request, handle: ModelHandle, prompt: inference.Prompt,
+                        params: inference.SamplingParams, stop: list[str], strip: bool,
+                        piece_event: Callable[[str], dict],
+                        closing_events: Callable[[inference.Completion], list[dict]]) -> AsyncIterator[str]:
+    """The SSE body of a streamed generation: one event per text piece, the closing events, [DONE].
+
+    Chat and text completions differ only in the shape of their chunks (`piece_event`,
+    `closing_events`). A failure after the headers are sent is reported in-band, as OpenAI does.
+    """
+    cancel = threading.Event()
+    final = None
+    try:
+        async for item in iterate_in_thread(
+                lambda: counted_stream(request, handle, prompt, params, stop, cancel, strip=strip), cancel):
+            if isinstance(item, inference.Completion):
+                final = item
+            elif item:
+                yield sse_event(piece_event(item))
+    except Exception as exc:
+        yield sse_event({"error": {"message": f"Generation failed ({type(exc).__name__}: {exc}).",
+                                   "type": "server_error", "param": None, "code": "generation_failed"}})
+        yield DONE_EVENT
+        return
+    for payload in closing_events(final):
+        yield sse_event(payload)
+    yield DONE_EVENT
