@@ -17,6 +17,7 @@ from trainer.config import TrainConfig
 ROWS = [{"messages": [{"role": "user", "content": f"Question {i}: hello"},
                       {"role": "assistant", "content": "The answer is yes. " * (1 + i % 3)}]} for i in range(8)]
 TIMEOUT = 400
+KILL_TEST_STEPS = 60
 
 
 def make_cfg(tmp_path, model_dir, rows=ROWS, **training) -> TrainConfig:
@@ -106,9 +107,13 @@ def test_cancel_stops_after_a_step_with_a_checkpoint(tmp_path, tiny_model_dir):
 
 
 def test_kill_9_marks_failed_and_resume_continues_from_checkpoint(tmp_path, tiny_model_dir):
-    job = jobs.create_job(make_cfg(tmp_path, tiny_model_dir, max_steps=12, batch_size=1))
+    # Enough steps that the worker is still training when the first checkpoint appears, however fast
+    # the machine; older checkpoints are pruned (save_total_limit), so wait for any, not for one by name.
+    job = jobs.create_job(make_cfg(tmp_path, tiny_model_dir, max_steps=KILL_TEST_STEPS, batch_size=1))
     [pid] = wait_until(lambda: worker_pids(job["id"]))
-    wait_until(lambda: os.path.isdir(os.path.join(job["output_dir"], "checkpoint-2")))
+    wait_until(lambda: any(name.startswith("checkpoint-") for name in os.listdir(job["output_dir"]))
+               if os.path.isdir(job["output_dir"]) else False, poll=0.05)
+    assert jobs.get_job(job["id"])["status"] == "running"
     os.kill(pid, signal.SIGKILL)
     failed = wait_until(lambda: (j := jobs.get_job(job["id"]))["status"] == "failed" and j)
     assert failed["error"]["code"] == "worker_exited" and "jobs resume" in failed["error"]["message"]
@@ -120,7 +125,7 @@ def test_kill_9_marks_failed_and_resume_continues_from_checkpoint(tmp_path, tiny
     messages = [e["message"] for e in jobs.job_events(job["id"])]
     assert any(m.startswith("Resuming from checkpoint-") for m in messages)
     last_steps = [e["data"]["step"] for e in jobs.job_events(job["id"]) if e["type"] == "metrics"]
-    assert last_steps[-1] == 12
+    assert last_steps[-1] == KILL_TEST_STEPS
 
 
 def test_bad_rows_fail_validation_unless_skipped(tmp_path, tiny_model_dir):
