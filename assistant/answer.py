@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
 from assistant.citations import Embed, cosine, guard, renumber
-from assistant.cli_common import UserError
 from assistant.condense import condense
 from assistant.engines import EngineUnavailable, Passage, get_engine
 from assistant.engines.extractive import ExtractiveEngine, coverage
 from assistant.engines.prompts import NOT_COVERED
 from assistant.language import content_terms, detect_lang
+from tunepilot.core.errors import UserError
 
 MAX_QUESTION_CHARS = 1000
 RETRIEVE_K = 8

@@ -11,7 +11,7 @@ How it is built:
 2. a preset is the starting point (the request's method, or `openai-style` when it asks for
    OpenAI-style defaults), so every slot the request leaves out gets a default with its reason;
 3. the slots are written over the preset and the result goes through the same parsing, rules and
-   memory estimate as a config file (`trainer.config_io`, `trainer.rules`, `trainer.memory`);
+   memory estimate as a config file (`trainer.planning.config_io`, `trainer.planning.rules`, `trainer.planning.memory`);
 4. requests that contradict themselves ("QLoRA full fine-tune") get a validation error that asks
    which one was meant.
 """
@@ -23,9 +23,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from assistant.cli_common import UserError
 from assistant.language import detect_lang
 from assistant.slots import Slots, canonical_model, parse_slots
+from tunepilot.core.errors import UserError
 
 # slot -> (section, key) in TrainConfig
 SLOT_FIELDS = {
@@ -117,7 +117,7 @@ def _count_examples(path: str) -> int | None:
 
 def _config_data(slots: Slots) -> tuple[dict, str, int | None]:
     """Preset config data with the slots written over it; also the preset name and example count."""
-    from trainer import presets
+    from trainer.planning import presets
 
     values = slots.values
     n_examples = _count_examples(values["dataset_path"]) if values.get("dataset_path") else None
@@ -157,7 +157,7 @@ def _conflict_finding(slots: Slots, lang: str) -> dict | None:
 
 
 def _memory(cfg) -> dict:
-    from trainer.memory import EstimateError, estimate
+    from trainer.planning.memory import EstimateError, estimate
 
     try:
         return estimate(cfg).to_dict()
@@ -167,7 +167,7 @@ def _memory(cfg) -> dict:
 
 
 def _explanations(cfg, slots: Slots, n_examples: int | None, preset_name: str, origin: str) -> list[dict]:
-    from trainer.presets import explain
+    from trainer.planning.presets import explain
 
     from_request = {f"{sec}.{key}": slot for slot, (sec, key) in SLOT_FIELDS.items() if slot in slots.values}
     out = []
@@ -194,8 +194,8 @@ def _explanations(cfg, slots: Slots, n_examples: int | None, preset_name: str, o
 
 def build_result(slots: Slots, text: str, origin: str = "from your request", notes: list[dict] | None = None) -> dict:
     """Slots -> the `config --from-text --json` dict (config, validation, memory estimate, explanations)."""
-    from trainer.config_io import parse_config_lenient
-    from trainer.rules import validate
+    from trainer.planning.config_io import parse_config_lenient
+    from trainer.planning.rules import validate
 
     lang = detect_lang(text)
     data, preset_name, n_examples = _config_data(slots)
@@ -230,7 +230,7 @@ def slots_from_model(filled: RequestSlots, text: str) -> Slots:
             slots.set(name, str(data[name]).strip().lower().replace("-", "_").replace("paged_adamw8bit", "paged_adamw_8bit")
                       .replace("adamw8bit", "adamw_8bit"), str(data[name]))
     if data.get("gpu"):
-        from trainer.hardware_catalog import lookup_gpu
+        from trainer.planning.hardware import lookup_gpu
 
         gpu = lookup_gpu(data["gpu"])
         slots.set("gpu", gpu.name if gpu else data["gpu"], data["gpu"])
@@ -251,7 +251,7 @@ def slots_from_model(filled: RequestSlots, text: str) -> Slots:
 
 def _slot_problems(slots: Slots) -> list[str]:
     """The schema problems the slots would cause, formatted for the LLM's retry."""
-    from trainer.config_io import parse_config_lenient
+    from trainer.planning.config_io import parse_config_lenient
 
     data, _, _ = _config_data(slots)
     _, problems = parse_config_lenient(data)

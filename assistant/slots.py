@@ -330,7 +330,7 @@ def _find_first(patterns, text: str) -> re.Match | None:
 
 
 def _find_hardware(text: str, slots: Slots) -> None:
-    from trainer.hardware_catalog import lookup_gpu
+    from trainer.planning.hardware import lookup_gpu
 
     for m in _GPU_NAME.finditer(text):
         gpu = lookup_gpu(m.group(1))

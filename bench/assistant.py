@@ -65,10 +65,16 @@ def run_engine(engine: str, questions: list[dict], **options) -> tuple[list[floa
 
 def citation_judgements(results) -> tuple[int, int, int]:
     """(citations, supported by the lexical guard, supported by MiniLM >= 0.5) over all answers."""
-    from assistant.citations import SUPPORT_THRESHOLD, cosine, lexical_support, split_answer_sentences, strip_markers
-    from knowledge.embeddings import get_embedder
-
     import re
+
+    from assistant.citations import (
+        SUPPORT_THRESHOLD,
+        cosine,
+        lexical_support,
+        split_answer_sentences,
+        strip_markers,
+    )
+    from knowledge.embeddings import get_embedder
 
     embedder = get_embedder()
     total = lexical_ok = semantic_ok = 0

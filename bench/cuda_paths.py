@@ -1,7 +1,7 @@
 """The CUDA-only training paths, run for real: QLoRA, 8-bit and paged optimizers, and peak memory vs estimate.
 
 For each case a short training run (a few optimizer steps on generated chat data) goes through
-`trainer.recipe.train`, the code `tunepilot train` and jobs use. Printed per case: status, tokens/s,
+`trainer.training.recipe.train`, the code `tunepilot train` and jobs use. Printed per case: status, tokens/s,
 measured peak (`torch.cuda.max_memory_allocated`, GiB) and tunepilot's estimate for the same config:
 its `allocated_gb` (the same allocator statistic) is what the error compares; `total_gb` adds the CUDA
 context and cached blocks, what the device must have free.
@@ -50,9 +50,9 @@ def write_data(path: Path, n: int = 64) -> None:
 def run_case(model: str, method: str, optimizer: str, batch: int, steps: int, data: Path, seq: int) -> dict:
     import torch
 
-    from trainer.config import TrainConfig
-    from trainer.memory import estimate
-    from trainer.recipe import train
+    from trainer.planning.memory import estimate
+    from trainer.planning.schema import TrainConfig
+    from trainer.training.recipe import train
 
     cfg = TrainConfig()
     cfg.model.base_model = model

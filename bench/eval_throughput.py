@@ -58,7 +58,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from evals.providers import LocalProvider
     from evals.spec import GenerationSpec, ProviderSpec
-    from trainer.generation import build_messages
+    from trainer.models.generation import build_messages
 
     provider = LocalProvider(ProviderSpec(id=args.model), device="cpu")
     loaded = provider.loaded()

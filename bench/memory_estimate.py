@@ -2,15 +2,15 @@
 
 Runs LoRA and full fine-tuning at two batch sizes each, a few optimizer steps per run, each in its own
 subprocess (so one run's memory does not linger into the next), and prints a table of the estimate
-(`trainer.memory.estimate`) against the measured peak:
+(`trainer.planning.memory.estimate`) against the measured peak:
 - CPU: the child's peak resident set size (sampled every few ms during the run, and the kernel's
   ru_maxrss high-water mark), which is what the estimate's total (overhead included) predicts;
 - GPU: torch.cuda.max_memory_allocated, compared with the estimate's `allocated_gb` (total less its
   overhead term: the allocator statistic does not count the CUDA context or cached-but-free blocks).
 The estimate is given the same data file the run trains on, so it sizes the micro-batch from the data
-(trainer.memory_data) the way the trainer does.
+(trainer.planning.memory_data) the way the trainer does.
 
-Runner: `trainer.recipe.train` when it exists (the real trainer, on generated chat data whose every
+Runner: `trainer.training.recipe.train` when it exists (the real trainer, on generated chat data whose every
 example is longer than max_seq_length, matching the estimate's worst case); `--runner plain` (or no
 trainer yet) uses a plain torch loop: the same model, peft LoRA, AdamW, autocast, random tokens.
 
@@ -37,7 +37,7 @@ CASES = [("lora", 1), ("lora", 4), ("full", 1), ("full", 4)]
 
 
 def build_config(method: str, batch: int, seq: int, steps: int, data_path: str, out_dir: str, device: str):
-    from trainer.presets import preset
+    from trainer.planning.presets import preset
 
     cfg = preset(method)
     cfg.dataset.path = data_path
@@ -93,7 +93,7 @@ def plain_measure(case: dict) -> dict:
 
     Needs only torch, transformers and peft (no tunepilot imports), so it also runs on a bare GPU box.
     `case`: model_dir (config.json, with or without weights), method (lora|full), batch, seq, steps,
-    dtype (the compute dtype), gradient_checkpointing, lora_r/alpha/dropout. Mirrors trainer.methods:
+    dtype (the compute dtype), gradient_checkpointing, lora_r/alpha/dropout. Mirrors trainer.training.methods:
     LoRA loads the base in the compute dtype without autocast; full loads float32 weights and runs
     under autocast when the compute dtype is 16-bit.
     """
@@ -133,7 +133,7 @@ def plain_measure(case: dict) -> dict:
         ids = torch.randint(4, vocab, (case["batch"], case["seq"]), device=device)
         with torch.autocast(device_type=device, dtype=compute, enabled=autocast):
             logits = model(input_ids=ids, use_cache=False).logits
-        # as trainer.loop: cross-entropy on float32 logits
+        # as trainer.training.loop: cross-entropy on float32 logits
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), ids.reshape(-1))
         loss.backward()
         del logits, loss
@@ -175,7 +175,7 @@ def child(args) -> None:
     runner = args.runner
     if runner == "auto":
         try:
-            import trainer.recipe  # noqa: F401
+            import trainer.training.recipe  # noqa: F401
 
             runner = "trainer"
         except ImportError:
@@ -191,7 +191,7 @@ def child(args) -> None:
 
     with PeakRSS() as rss:
         if runner == "trainer":
-            from trainer.recipe import train
+            from trainer.training.recipe import train
 
             try:
                 train(cfg, str(work / "out"), on_event=on_event)
@@ -201,8 +201,8 @@ def child(args) -> None:
                     raise
                 failure = f"{type(exc).__name__} after training: {exc}"
         else:
-            from trainer.memory import compute_dtype
-            from trainer.models import resolve
+            from trainer.models.registry import resolve
+            from trainer.planning.memory import compute_dtype
 
             plain_measure({"model_dir": str(resolve(cfg.model.base_model).base_path), "method": args.method,
                            "batch": args.batch, "seq": args.seq, "steps": args.steps,
@@ -218,7 +218,7 @@ def child(args) -> None:
 
 
 def run_case(method: str, batch: int, args) -> dict:
-    from trainer.memory import estimate
+    from trainer.planning.memory import estimate
 
     cmd = [sys.executable, __file__, "--child", "--method", method, "--batch", str(batch),
            "--seq", str(args.seq), "--steps", str(args.steps), "--runner", args.runner]
@@ -250,7 +250,7 @@ def run_case(method: str, batch: int, args) -> dict:
 
 def case_config(case: dict):
     """The TrainConfig a plain-loop case corresponds to (for the estimate)."""
-    from trainer.presets import preset
+    from trainer.planning.presets import preset
 
     cfg = preset(case["method"])
     cfg.model.base_model = case.get("estimate_model", case["model_dir"])
@@ -264,7 +264,7 @@ def case_config(case: dict):
 
 def compare(path: str) -> None:
     """Estimate vs measured for --grid results (GPU: max_memory_allocated vs the estimate less overhead)."""
-    from trainer.memory import estimate
+    from trainer.planning.memory import estimate
 
     print(f"{'model':14} {'method':6} {'batch':>5} {'seq':>5} {'gc':>3} {'estimate':>9} {'measured':>9} {'error':>7}")
     errors = []

@@ -167,7 +167,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     embedder = get_embedder()
-    from knowledge.lang import tokenize
+    from tunepilot.core.language import tokenize
 
     tokenize("预热")  # jieba's dictionary
     load_s = time.perf_counter() - t0

@@ -80,7 +80,7 @@ def served(max_batch: int, threads: int | None = None) -> Iterator[str]:
     from trainer.server.background import free_port, wait_until_serving
 
     port = free_port()
-    command = [sys.executable, "-m", "assistant.cli", "serve", "--port", str(port), "--max-batch", str(max_batch),
+    command = [sys.executable, "-m", "tunepilot.cli.main", "serve", "--port", str(port), "--max-batch", str(max_batch),
                "--log-level", "warning"]
     env = dict(os.environ)
     if threads:
@@ -151,7 +151,7 @@ def main() -> None:
 
     import torch
 
-    from trainer.generation import pick_device
+    from trainer.models.generation import pick_device
 
     info = {"model": args.model, "device": pick_device(), "torch_threads": args.threads or torch.get_num_threads(),
             "server": "tunepilot serve (subprocess, loopback)",

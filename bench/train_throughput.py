@@ -61,7 +61,7 @@ def make_examples(n: int, tokenizer, max_len: int, seed: int = 0) -> tuple[list[
     """`n` variable-length chat examples (1..6-sentence prompts, 1..8-sentence answers, English and
     Chinese) that fit in `max_len` tokens, so no variant truncates or drops any; returns them and
     their total token count."""
-    from trainer.sft_data import encode_example
+    from trainer.data.sft import encode_example
 
     rng = random.Random(seed)
     rows, total, i = [], 0, 0
@@ -87,9 +87,15 @@ def peak_rss_mb() -> float:
 def run_baseline(args, rows: list[dict]) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        DataCollatorForLanguageModeling,
+        Trainer,
+        TrainingArguments,
+    )
 
-    from trainer import models
+    from trainer.models import registry as models
 
     path = str(models.resolve(args.model).base_path)
     tok = AutoTokenizer.from_pretrained(path)
@@ -118,10 +124,10 @@ def run_baseline(args, rows: list[dict]) -> dict:
 def run_ours(args, rows: list[dict], variant: str) -> dict:
     import torch  # noqa: F401
 
-    import trainer.recipe as recipe
-    import trainer.sft_data as sft_data
-    from trainer.config import TrainConfig
-    from trainer.loop import SFTTrainer
+    import trainer.data.sft as sft_data
+    import trainer.training.recipe as recipe
+    from trainer.planning.schema import TrainConfig
+    from trainer.training.loop import SFTTrainer
 
     work = Path(tempfile.mkdtemp())
     data = work / "train.jsonl"
@@ -206,7 +212,7 @@ def main() -> None:
           flush=True)
     from transformers import AutoTokenizer
 
-    from trainer import models
+    from trainer.models import registry as models
 
     tokenizer = AutoTokenizer.from_pretrained(str(models.resolve(args.model).base_path))
     rows, real_tokens = make_examples(args.examples, tokenizer, args.max_len, seed=args.seed)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evals.errors import EvalError
-from trainer.text_encoding import UndecodableText, decode_text
+from tunepilot.core.text_encoding import UndecodableText, decode_text
 
 # Names looked for (in order) when the user does not say which column holds what.
 INPUT_COLUMN_CANDIDATES = ("input", "question", "prompt", "instruction", "query", "text", "问题", "输入")

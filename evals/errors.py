@@ -6,6 +6,8 @@ The message names the problem and the fix on its first line; the CLI prints it a
 
 from __future__ import annotations
 
+from tunepilot.core.errors import UserError
 
-class EvalError(ValueError):
+
+class EvalError(UserError, ValueError):
     """A dataset, config, template, scorer or provider problem, worded so the user can fix it."""

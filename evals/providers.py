@@ -1,7 +1,7 @@
 """Providers turn a batch of chat conversations into replies: local models or OpenAI-compatible endpoints.
 
 - Local (`gemma-3-270m`, a folder, an `ft:` id — the adapter on its base, no merge — or a registered
-  name) goes through `trainer.generation`, so prompts are formatted and stopped at end-of-turn the
+  name) goes through `trainer.models.generation`, so prompts are formatted and stopped at end-of-turn the
   same way as in training samples and `tunepilot chat-model`. A batch is one padded `generate`
   call; if it fails, its rows are retried one at a time so a single bad row does not sink the rest.
 - `openai:<model>` talks to any OpenAI-compatible server (OpenAI itself, vLLM, `tunepilot serve`) with
@@ -74,7 +74,7 @@ class LocalProvider(Provider):
         self._load_error: str | None = None
 
     def check(self) -> None:
-        from trainer import models
+        from trainer.models import registry as models
 
         try:
             models.resolve(self.spec.id, provision=False, progress=False)
@@ -84,7 +84,7 @@ class LocalProvider(Provider):
     def loaded(self):
         """The cached model; a load failure is remembered so every row reports it instead of retrying."""
         if self._loaded is None and self._load_error is None:
-            from trainer import generation
+            from trainer.models import generation
 
             try:
                 self._loaded = generation.load(self.spec.id, device=self.device)
@@ -111,7 +111,7 @@ class LocalProvider(Provider):
         return [Generation(t, None, per_row) for t in texts]
 
     def _call(self, loaded, messages_batch, gen: GenerationSpec) -> list[str]:
-        from trainer import generation
+        from trainer.models import generation
 
         return generation.generate(loaded, messages_batch, max_new_tokens=gen.max_new_tokens,
                                    temperature=gen.temperature, top_p=gen.top_p, stop=gen.stop or None)
@@ -124,7 +124,7 @@ class LocalProvider(Provider):
         """exp(mean token loss) of the expected reply, teacher-forced after the prompt (the reply's tokens only)."""
         import torch
 
-        from trainer.chat_format import has_chat_template, render_prompt
+        from trainer.models.chat_format import has_chat_template, render_prompt
 
         loaded = self.loaded()
         tok = loaded.tokenizer

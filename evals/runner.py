@@ -33,7 +33,12 @@ from evals.errors import EvalError
 from evals.promptlayer_log import PromptLayerLogger
 from evals.providers import Provider, make_provider
 from evals.scorers import RowContext, Scorer, build_scorers
-from evals.spec import DEFAULT_SCORERS_WITH_EXPECTED, DEFAULT_SCORERS_WITHOUT_EXPECTED, EvalSpec, ScorerSpec
+from evals.spec import (
+    DEFAULT_SCORERS_WITH_EXPECTED,
+    DEFAULT_SCORERS_WITHOUT_EXPECTED,
+    EvalSpec,
+    ScorerSpec,
+)
 
 
 @dataclass
@@ -302,7 +307,14 @@ def _progress_bar(enabled: bool):
     if not enabled:
         return _NoBar()
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     # stderr, so `--json` keeps stdout to exactly one document.
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -24,7 +24,7 @@ SPEC_FILE = "spec.json"
 
 
 def new_run_dir(dataset_path: str) -> Path:
-    from trainer import workspace
+    from tunepilot.core import workspace
 
     stem = re.sub(r"[^\w.-]+", "-", Path(dataset_path).stem).strip("-")[:40] or "eval"
     base = workspace.evals_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}"

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tunepilot.core.errors import UserError
 
-class KnowledgeError(ValueError):
+
+class KnowledgeError(UserError, ValueError):
     """A problem the user can fix (bad collection name, unknown model folder, unreachable server)."""
 
 

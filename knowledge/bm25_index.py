@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from knowledge.chunking import heading_prefix
-from knowledge.lang import tokenize
+from tunepilot.core.language import tokenize
 
 FORMAT = 1
 

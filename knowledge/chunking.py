@@ -12,10 +12,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from langchain_text_splitters import ExperimentalMarkdownSyntaxTextSplitter, RecursiveCharacterTextSplitter
+from langchain_text_splitters import (
+    ExperimentalMarkdownSyntaxTextSplitter,
+    RecursiveCharacterTextSplitter,
+)
 
-from knowledge.lang import CJK_CHAR, detect_lang
 from knowledge.loaders import LoadedDoc
+from tunepilot.core.language import CJK_CHAR, detect_lang
 
 # Bump when loading, chunk boundaries or chunk metadata change: every file is then re-embedded once.
 CHUNKER_VERSION = "3"

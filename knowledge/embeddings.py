@@ -37,7 +37,7 @@ class HashEmbedder:
         self.name = f"hash-{dim}"
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        from knowledge.lang import tokenize
+        from tunepilot.core.language import tokenize
 
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):

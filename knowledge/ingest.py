@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from knowledge import KnowledgeError, bm25_index, docs_path, store as stores
+from knowledge import KnowledgeError, bm25_index, docs_path
+from knowledge import store as stores
 from knowledge.chunking import CHUNKER_VERSION, chunk, passage
 from knowledge.embeddings import Embedder, get_embedder
 from knowledge.loaders import SUPPORTED, LoadError, load, read_bytes, walk

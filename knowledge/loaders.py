@@ -17,7 +17,7 @@ from pathlib import Path
 
 from langchain_core.documents import Document
 
-from trainer.text_encoding import UndecodableText, decode_text
+from tunepilot.core.text_encoding import UndecodableText, decode_text
 
 SUPPORTED = {
     ".md": "markdown",
@@ -77,7 +77,7 @@ def walk(root: Path) -> list[Path]:
 # --------------------------------------------------------------------------- bytes -> text
 
 def decode(data: bytes) -> tuple[str, str]:
-    """Text and the encoding found, with the shared policy (trainer.text_encoding)."""
+    """Text and the encoding found, with the shared policy (tunepilot.core.text_encoding)."""
     try:
         return decode_text(data)
     except UndecodableText as exc:

@@ -16,10 +16,11 @@ import threading
 import time
 from dataclasses import dataclass
 
-from knowledge import KnowledgeError, bm25_index, store as stores
+from knowledge import KnowledgeError, bm25_index
+from knowledge import store as stores
 from knowledge.chunking import passage
 from knowledge.embeddings import get_embedder
-from knowledge.lang import query_lang, tokenize
+from tunepilot.core.language import query_lang, tokenize
 
 MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60

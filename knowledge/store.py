@@ -64,7 +64,7 @@ class Store:
         if self.url:
             self.key = "http-" + hashlib.sha1(self.url.encode()).hexdigest()[:10]
         else:
-            from trainer.workspace import index_dir
+            from tunepilot.core.workspace import index_dir
 
             self.path = index_dir() / "chroma"
             self.key = "local"
@@ -122,7 +122,7 @@ class Store:
 
     def local_dir(self) -> Path:
         """Where this backend's local companions (BM25 snapshots, locks, sync stamps) live."""
-        from trainer.workspace import index_dir
+        from tunepilot.core.workspace import index_dir
 
         path = index_dir() / ("bm25" if self.key == "local" else f"bm25-{self.key}")
         path.mkdir(parents=True, exist_ok=True)

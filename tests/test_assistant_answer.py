@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.answer import MAX_QUESTION_CHARS, Answer, AssistantError, answer, stream_answer
+from assistant.answer import (
+    MAX_QUESTION_CHARS,
+    Answer,
+    AssistantError,
+    answer,
+    stream_answer,
+)
 from assistant.citations import guard, renumber, split_answer_sentences, support
 from assistant.condense import condense, condense_rules
 from assistant.language import detect_lang

@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
 from tests.test_assistant_answer import FakeRetriever
+from tunepilot.cli.main import app
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_chat_training_request_shows_config_and_saves_it(fake_index, tmp_path):
     assert "Training config" in out.stdout and "gemma-3-270m" in out.stdout
     assert "memory estimate:" in out.stdout
     assert target.exists()
-    from trainer.config_io import load_config
+    from trainer.planning.config_io import load_config
 
     cfg = load_config(target)
     assert cfg.training.epochs == 2 and cfg.training.batch_size == 2
@@ -96,7 +96,7 @@ def test_chat_user_mistakes_do_not_end_the_session(fake_index):
 
 
 def test_chat_launch_creates_a_job_from_the_last_config(fake_index, monkeypatch):
-    from trainer import jobs
+    from trainer.jobs import queue as jobs
 
     created = {}
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.cli_common import UserError
 from assistant.config_from_text import RequestSlots, config_from_text
 from assistant.engines.base import Engine, EngineUnavailable
-from trainer.config_io import parse_config
+from trainer.planning.config_io import parse_config
+from tunepilot.core.errors import UserError
 
 KEYS = {"config", "validation", "memory_estimate", "explanations"}
 

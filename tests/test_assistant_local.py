@@ -12,7 +12,7 @@ from tests.test_assistant_answer import FakeRetriever
 
 @pytest.fixture(autouse=True)
 def _fresh_generation_cache():
-    from trainer import generation
+    from trainer.models import generation
 
     generation.clear_cache()
     yield
@@ -32,7 +32,7 @@ def test_local_engine_runs_the_model_through_the_pipeline(tiny_model_dir):
 
 
 def test_local_engine_prompt_keeps_roles_and_documents_in_the_user_turn(tiny_model_dir, monkeypatch):
-    from trainer import generation
+    from trainer.models import generation
 
     seen = {}
 
@@ -67,7 +67,7 @@ def test_local_structured_output_failure_falls_back_to_the_parser(tiny_model_dir
 
 
 def test_unknown_local_model_is_a_user_error():
-    from trainer.models import ModelError
+    from trainer.models.registry import ModelError
 
     with pytest.raises(ModelError):
         answer("What learning rate should I use for LoRA?", engine="local", model="no-such-model-xyz",

@@ -86,7 +86,7 @@ def test_follow_up_through_the_real_index(real_index):
 
 
 def test_ask_cli_json_shape(real_index):
-    from assistant.cli import app
+    from tunepilot.cli.main import app
 
     out = CliRunner().invoke(app, ["ask", "Which optimizer uses the least memory?", "--collection", "asst", "--json"])
     assert out.exit_code == 0, out.output
@@ -98,7 +98,7 @@ def test_ask_cli_json_shape(real_index):
 
 
 def test_ask_cli_unknown_collection_is_a_one_line_error(real_index):
-    from assistant.cli import app
+    from tunepilot.cli.main import app
 
     out = CliRunner().invoke(app, ["ask", "What is LoRA?", "--collection", "Bad Name!", "--json"])
     assert out.exit_code == 2

@@ -9,7 +9,7 @@ import types
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from tunepilot.cli.main import app
 
 runner = CliRunner()
 
@@ -107,7 +107,7 @@ def test_schema_is_json_schema():
 
 
 def test_from_text_uses_the_assistant_module(tmp_path, monkeypatch):
-    from trainer.presets import preset
+    from trainer.planning.presets import preset
 
     calls = []
 
@@ -125,7 +125,7 @@ def test_from_text_uses_the_assistant_module(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert calls == ["fine-tune gemma on data.jsonl"] and data["path"] == str(out)
-    from trainer.config_io import load_config
+    from trainer.planning.config_io import load_config
 
     assert load_config(out).method.type == "lora"
 

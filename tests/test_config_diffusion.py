@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import tomllib
 
-import pytest
-
-from trainer.config_io import ConfigError
-from trainer.diffusion import (
+from trainer.planning.config_io import ConfigError
+from trainer.planning.diffusion import (
     DIFFUSION_RULES,
     DiffusionConfig,
     diffusion_preset,
@@ -16,7 +15,7 @@ from trainer.diffusion import (
     step_plan,
     validate_diffusion,
 )
-from trainer.rules import Environment
+from trainer.planning.rules import Environment
 
 GPU_BOX = Environment(has_cuda=True, has_bitsandbytes=True, cuda_bf16=True, cuda_memory_gb=24.0)
 CPU_ONLY = Environment()

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.config import TrainConfig
-from trainer.config_io import (
+from trainer.planning.config_io import (
     ConfigError,
     dump_config,
     json_schema,
@@ -14,7 +13,8 @@ from trainer.config_io import (
     parse_config,
     suggest,
 )
-from trainer.presets import PRESETS, preset
+from trainer.planning.presets import PRESETS, preset
+from trainer.planning.schema import TrainConfig
 
 
 def _messages(exc: ConfigError) -> dict[str, str]:
@@ -71,7 +71,7 @@ def test_section_that_is_not_a_table_and_non_dict_root():
 
 
 def test_lenient_keeps_the_valid_parts():
-    from trainer.config_io import parse_config_lenient
+    from trainer.planning.config_io import parse_config_lenient
 
     cfg, problems = parse_config_lenient({"optimizer": {"learning_rate": 1e-5, "type": "nope"}, "training": {"epochs": 2}})
     assert cfg.optimizer.learning_rate == 1e-5 and cfg.optimizer.type == "adamw" and cfg.training.epochs == 2

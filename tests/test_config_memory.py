@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from trainer.config_io import parse_config
-from trainer.hardware_catalog import lookup_gpu
-from trainer.memory import EstimateError, estimate
-from trainer.model_catalog import dims_from_folder, match_name
-from trainer.presets import preset
-from trainer.rules import Environment
+from trainer.models.catalog import dims_from_folder, match_name
+from trainer.planning.config_io import parse_config
+from trainer.planning.hardware import lookup_gpu
+from trainer.planning.memory import EstimateError, estimate
+from trainer.planning.presets import preset
+from trainer.planning.rules import Environment
 
 GPU_BOX = Environment(has_cuda=True, has_bitsandbytes=True, cuda_bf16=True, cuda_memory_gb=80.0)
 
@@ -198,21 +198,21 @@ def _trainer_view(tiny_model_dir, data, batch_rows, packing, max_len=1024):
     """What the real trainer computes for one micro-batch: (rows, width, kept columns), via sft_data and the loop's rule."""
     from transformers import AutoTokenizer
 
-    from trainer.data import load_examples
-    from trainer.sft_data import IGNORE, SFTCollator, encode_dataset
+    from trainer.data.formats import load_examples
+    from trainer.data.sft import IGNORE, SFTCollator, encode_dataset
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     encoded = encode_dataset(tok, load_examples(data), max_len).examples
     out = SFTCollator(tok.pad_token_id, packing=packing)([encoded[i] for i in batch_rows])
     labels = out["labels"]
-    return labels.shape[0], labels.shape[1], int((labels != IGNORE).any(dim=0).sum())  # as trainer.loop.compute_loss
+    return labels.shape[0], labels.shape[1], int((labels != IGNORE).any(dim=0).sum())  # as trainer.training.loop.compute_loss
 
 
 @pytest.mark.parametrize("packing", [True, False])
 def test_batch_shape_matches_what_the_trainer_projects(tiny_model_dir, tmp_path, packing):
     # One micro-batch holding every example: the simulated shape must equal the collator's output and
     # the loop's logits_to_keep (union over rows of labelled columns) exactly.
-    from trainer.memory_data import batch_shape, profile_dataset
+    from trainer.planning.memory_data import batch_shape, profile_dataset
 
     data = _write_chat(tmp_path / "train.jsonl", CHAT_ROWS)
     profile = profile_dataset(str(data), "auto", str(tiny_model_dir), 1024)
@@ -324,7 +324,7 @@ def test_agrees_with_the_trainer_measured_on_an_h100(gemma_shapes_dir, method, o
     spec.loader.exec_module(bench)
     data = folder / "train.jsonl"
     bench.write_data(data)
-    from trainer.config import TrainConfig
+    from trainer.planning.schema import TrainConfig
 
     c = TrainConfig()  # as bench/cuda_paths.py builds its configs: the defaults plus these fields
     c.model.base_model, c.method.type, c.optimizer.type = str(folder), method, opt
@@ -339,7 +339,7 @@ def test_agrees_with_the_trainer_measured_on_an_h100(gemma_shapes_dir, method, o
 
 
 def test_large_files_are_sampled_evenly(tiny_model_dir, tmp_path, monkeypatch):
-    import trainer.memory_data as memory_data
+    import trainer.planning.memory_data as memory_data
 
     monkeypatch.setattr(memory_data, "SAMPLE_EXAMPLES", 3)
     data = _write_chat(tmp_path / "train.jsonl", CHAT_ROWS * 2)

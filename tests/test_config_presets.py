@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.presets import PRESETS, PresetError, explain, openai_batch_size, preset, split_batch
+from trainer.planning.presets import (
+    PRESETS,
+    PresetError,
+    explain,
+    openai_batch_size,
+    preset,
+    split_batch,
+)
 
 
 @pytest.mark.parametrize("n, batch", [(None, 4), (10, 1), (300, 1), (1000, 2), (5000, 10), (100_000, 200), (10_000_000, 256)])

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from trainer.config_io import parse_config
-from trainer.diffusion import DIFFUSION_RULES
-from trainer.presets import PRESETS, explain, preset
-from trainer.rules import RULES, Environment, validate
+from trainer.planning.config_io import parse_config
+from trainer.planning.diffusion import DIFFUSION_RULES
+from trainer.planning.presets import PRESETS, explain, preset
+from trainer.planning.rules import RULES, Environment, validate
 
 DOCS = Path(__file__).resolve().parents[1] / "knowledge" / "docs"
 GPU_BOX = Environment(has_cuda=True, has_bitsandbytes=True, cuda_bf16=True, cuda_memory_gb=80.0, description="a test GPU box")
@@ -30,7 +30,7 @@ def cfg_from(name: str = "lora", **sections):
 
 
 def _memory_tight():
-    from trainer.memory import estimate
+    from trainer.planning.memory import estimate
 
     total = estimate(cfg_from("lora", hardware={"device_memory_gb": 1000.0}), env=GPU_BOX).total_gb
     return cfg_from("lora", hardware={"device_memory_gb": round(total / 0.9, 3)})
@@ -226,7 +226,7 @@ def test_output_folder_semantics_match_the_trainer(tmp_path):
 
 
 def test_dataset_format_detection_reads_gbk_and_csv(tmp_path):
-    from trainer.rules import detect_format
+    from trainer.planning.rules import detect_format
 
     gbk = tmp_path / "zh.jsonl"
     gbk.write_bytes((json.dumps({"instruction": "你好", "output": "您好"}, ensure_ascii=False) + "\n").encode("gb18030"))

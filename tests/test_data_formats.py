@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from trainer.data import DataError, load_examples, read_dataset
-from trainer.data_check import check_dataset
+from trainer.data.check import check_dataset
+from trainer.data.formats import DataError, load_examples, read_dataset
 
 CHAT = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
                      {"role": "assistant", "content": "Hello!"}]}
@@ -119,7 +119,7 @@ def test_check_reports_length_duplicates_overlap_tokens_steps(tmp_path, tiny_mod
 def test_cli_data_check_json(tmp_path):
     from typer.testing import CliRunner
 
-    from assistant.cli import app
+    from tunepilot.cli.main import app
 
     good = write_jsonl(tmp_path / "good.jsonl", [CHAT])
     result = CliRunner().invoke(app, ["data", "check", str(good), "--json"])

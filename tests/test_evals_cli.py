@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from tunepilot.cli.main import app
 
 runner = CliRunner()
 
@@ -76,7 +76,7 @@ def test_eval_run_from_config_file(tmp_path, tiny_model_dir):
 
 
 def test_eval_compare_json_and_table(tmp_path, tiny_model_dir):
-    from trainer import models
+    from trainer.models import registry as models
 
     models.register_local("tiny-copy", tiny_model_dir)
     data = write_csv(tmp_path / "q.csv")

@@ -9,7 +9,12 @@ import json
 import pytest
 
 from evals import template
-from evals.datasets import export_promptlayer_csv, import_promptlayer_csv, load_dataset, require_columns
+from evals.datasets import (
+    export_promptlayer_csv,
+    import_promptlayer_csv,
+    load_dataset,
+    require_columns,
+)
 from evals.errors import EvalError
 from evals.spec import build_spec, parse_fail_under
 

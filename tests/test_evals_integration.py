@@ -25,7 +25,8 @@ def test_base_vs_finetuned_adapter_without_merging(tmp_path, tiny_model_dir, dat
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from trainer import generation, models
+    from trainer.models import generation
+    from trainer.models import registry as models
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
@@ -56,7 +57,7 @@ def test_base_vs_finetuned_adapter_without_merging(tmp_path, tiny_model_dir, dat
 
 
 def test_openai_provider_against_tunepilot_serve(tmp_path, tiny_model_dir, dataset):
-    from trainer import models
+    from trainer.models import registry as models
     from trainer.server import create_app
     from trainer.server.background import BackgroundServer
 

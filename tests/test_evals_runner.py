@@ -92,8 +92,8 @@ def _completion(text, model):
 
 @pytest.fixture
 def spy_generate(monkeypatch):
-    """Counts real trainer.generation.generate calls (the real function still runs)."""
-    from trainer import generation
+    """Counts real trainer.models.generation.generate calls (the real function still runs)."""
+    from trainer.models import generation
 
     calls = []
     real = generation.generate
@@ -111,7 +111,7 @@ def read_jsonl(path):
 
 
 def test_two_local_models_gbk_round_trip_and_resume(tmp_path, tiny_model_dir, spy_generate):
-    from trainer import models
+    from trainer.models import registry as models
 
     models.register_local("tiny-b", tiny_model_dir)
     dataset = write_gbk_csv(tmp_path / "questions.csv")
@@ -184,7 +184,7 @@ def test_resume_after_a_partial_run(tmp_path, tiny_model_dir, spy_generate):
 
 
 def test_a_model_failing_mid_run_marks_rows_as_errors_and_goes_on(tmp_path, tiny_model_dir, monkeypatch):
-    from trainer import generation
+    from trainer.models import generation
 
     real = generation.generate
 
@@ -345,7 +345,7 @@ def test_promptlayer_logging_only_with_a_key(tmp_path, tiny_model_dir, monkeypat
 
 def test_adding_a_model_to_an_existing_run_folder_keeps_the_first(tmp_path, tiny_model_dir):
     from evals.compare import compare
-    from trainer import models
+    from trainer.models import registry as models
 
     models.register_local("tiny-ft", tiny_model_dir)
     dataset = write_gbk_csv(tmp_path / "q.csv", QUESTIONS[:2])
@@ -360,7 +360,7 @@ def test_adding_a_model_to_an_existing_run_folder_keeps_the_first(tmp_path, tiny
 
 
 def test_a_model_that_cannot_load_errors_its_rows_and_the_next_model_still_runs(tmp_path, tiny_model_dir):
-    from trainer import models
+    from trainer.models import registry as models
 
     broken = tmp_path / "broken-model"
     broken.mkdir()

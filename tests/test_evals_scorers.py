@@ -153,7 +153,7 @@ def test_perplexity_matches_a_manual_teacher_forced_computation(tiny_model_dir):
 
     from evals.providers import LocalProvider
     from evals.spec import ProviderSpec
-    from trainer.chat_format import render_prompt
+    from trainer.models.chat_format import render_prompt
 
     provider = LocalProvider(ProviderSpec(id=str(tiny_model_dir)), device="cpu")
     messages = [{"role": "user", "content": "What is LoRA?"}]

@@ -11,8 +11,8 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from trainer import jobs
-from trainer.config import TrainConfig
+from trainer.jobs import queue as jobs
+from trainer.planning.schema import TrainConfig
 
 ROWS = [{"messages": [{"role": "user", "content": f"Question {i}: hello"},
                       {"role": "assistant", "content": "The answer is yes. " * (1 + i % 3)}]} for i in range(8)]
@@ -47,7 +47,7 @@ def worker_pids(job_id: str) -> list[int]:
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(proc.info["cmdline"] or [])
-        if "trainer.worker" in cmd and job_id in cmd:
+        if "trainer.jobs.worker" in cmd and job_id in cmd:
             found.append(proc.info["pid"])
     return found
 
@@ -74,12 +74,12 @@ def test_jobs_succeed_in_order_and_models_are_usable(tmp_path, tiny_model_dir):
     later = jobs.job_events(first["id"], after=events[2]["id"])
     assert later == events[3:]
 
-    from trainer.generation import build_messages, generate, load
+    from trainer.models.generation import build_messages, generate, load
 
     loaded = load(first["fine_tuned_model"])
     assert isinstance(generate(loaded, [build_messages("hello")], max_new_tokens=4)[0], str)
 
-    from assistant.cli import app
+    from tunepilot.cli.main import app
 
     runner = CliRunner()
     listed = json.loads(runner.invoke(app, ["jobs", "list", "--json"]).stdout)
@@ -134,7 +134,7 @@ def test_bad_rows_fail_validation_unless_skipped(tmp_path, tiny_model_dir):
         jobs.create_job(make_cfg(tmp_path, tiny_model_dir, rows=rows))
     [failed] = jobs.list_jobs()
     assert failed["status"] == "failed" and failed["error"]["code"] == "invalid_training_file"
-    from assistant.cli import app
+    from tunepilot.cli.main import app
 
     config = tmp_path / "bad.yaml"
     config.write_text(f"model: {{base_model: '{tiny_model_dir}'}}\ndataset: {{path: '{failed['training_file']}'}}\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from tunepilot.cli.main import app
 
 FIXTURES = Path(__file__).parent / "fixtures" / "knowledge"
 HIT_KEYS = {"rank", "score", "source", "heading", "text", "lang"}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from tunepilot.cli.main import app
 
 FIXTURES = Path(__file__).parent / "fixtures" / "knowledge"
 

@@ -6,9 +6,9 @@ import codecs
 
 import pytest
 
-from knowledge import chunking, lang, loaders
+from knowledge import chunking, loaders
 from knowledge.loaders import LoadError
-
+from tunepilot.core import language as lang
 
 # --------------------------------------------------------------------------- tokenizer / language
 

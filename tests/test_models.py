@@ -8,8 +8,9 @@ import os
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
-from trainer import generation, models
+from trainer.models import generation
+from trainer.models import registry as models
+from tunepilot.cli.main import app
 
 runner = CliRunner()
 
@@ -100,7 +101,8 @@ def test_default_model_provisions_and_generates():
 
 def test_gguf_unigram_tokenizer_is_rebuilt_as_bpe(tmp_path):
     """GGUF keeps Gemma's BPE as pieces with score = -rank; read as Unigram that splits "user" into "us"+"er"."""
-    from tokenizers import Tokenizer, models as tk_models, normalizers
+    from tokenizers import Tokenizer, normalizers
+    from tokenizers import models as tk_models
 
     pieces = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "u", "s", "e", "r", "er", "us", "▁"]
     pieces += [f"filler{i}" for i in range(40)] + ["use", "user", "▁user"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer import models
+from trainer.models import registry as models
 from trainer.server import inference
 from trainer.server.model_pool import ModelPool, TransformersBackend
 

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from trainer import models
+from trainer.models import registry as models
 from trainer.server import create_app
 from trainer.server.background import BackgroundServer
 from trainer.server.settings import ServerSettings
@@ -63,7 +63,7 @@ def test_chat_completion_returns_text_usage_and_finish_reason(client):
 
 
 def test_greedy_chat_is_reproducible_and_matches_the_library(client, tiny_model_dir):
-    from trainer import generation
+    from trainer.models import generation
 
     messages = [{"role": "user", "content": "LoRA is"}]
     first = client.chat.completions.create(model="tiny", messages=messages, max_tokens=8, temperature=0)

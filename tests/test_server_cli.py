@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
-from assistant.cli import app
 from trainer.server.background import free_port, wait_until_serving
+from tunepilot.cli.main import app
 
 TUNEPILOT = str(Path(sys.executable).with_name("tunepilot"))
 

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from trainer import models
+from trainer.models import registry as models
 from trainer.server import create_app
 from trainer.server.background import BackgroundServer
 from trainer.server.settings import ServerSettings
@@ -169,7 +169,7 @@ def test_cancel_a_second_job(client, training_file):
 def test_cli_models_delete_needs_the_owner_key(monkeypatch, tiny_model_dir):
     from typer.testing import CliRunner
 
-    from assistant.cli import app
+    from tunepilot.cli.main import app
 
     models.register_finetuned("ft:tiny:cli:ftjob-test", "tiny", tiny_model_dir)
     monkeypatch.setenv("TUNEPILOT_API_KEY", API_KEY)

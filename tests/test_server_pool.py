@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.models import ModelError, ResolvedModel
+from trainer.models.registry import ModelError, ResolvedModel
 from trainer.server.model_pool import ModelPool
 
 

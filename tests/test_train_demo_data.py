@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from trainer.data import read_dataset
-from trainer.data_check import check_dataset
-from trainer.demo import EVAL_FILE, PERSONA_LINE, demo_config
+from trainer.data.check import check_dataset
+from trainer.data.formats import read_dataset
+from tunepilot.demo import EVAL_FILE, PERSONA_LINE, demo_config
 
 
 def test_demo_config_and_data_are_valid():

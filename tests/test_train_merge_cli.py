@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from tunepilot.cli.main import app
 
 ROWS = [{"messages": [{"role": "user", "content": f"Question {i}: hello"},
                       {"role": "assistant", "content": "The answer is yes. " * (1 + i % 3)}]} for i in range(8)]
@@ -44,7 +44,7 @@ def test_train_cli_json_registers_model(trained_run, tiny_model_dir):
     summary, config = trained_run
     assert summary["status"] == "succeeded" and summary["global_step"] == 3
     assert summary["fine_tuned_model"].startswith(f"ft:{tiny_model_dir.name}:cli:run-")
-    from trainer import models
+    from trainer.models import registry as models
 
     resolved = models.resolve(summary["fine_tuned_model"])
     assert resolved.adapter_path is not None and resolved.base_path == tiny_model_dir.resolve()

@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from trainer.config import TrainConfig
-from trainer.recipe import TrainError, train
+from trainer.planning.schema import TrainConfig
+from trainer.training.recipe import TrainError, train
 
 ROWS = [{"messages": [{"role": "user", "content": f"Question {i}: hello how are you"},
                       {"role": "assistant", "content": "The answer is yes. " * (1 + i % 3)}]} for i in range(12)]
@@ -82,7 +82,7 @@ def test_full_and_freeze_update_the_right_weights(tmp_path, tiny_model_dir, meth
 def test_loss_mask_covers_assistant_tokens_only(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from trainer.sft_data import IGNORE, encode_messages, shifted_labels
+    from trainer.data.sft import IGNORE, encode_messages, shifted_labels
 
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     messages = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "hello"},
@@ -103,7 +103,7 @@ def test_packing_does_not_leak_attention_across_examples(tiny_model_dir):
     """Per-token logits of examples packed in one row equal those of each example alone."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer.sft_data import SFTCollator, encode_dataset
+    from trainer.data.sft import SFTCollator, encode_dataset
 
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
@@ -127,8 +127,8 @@ def test_packing_does_not_leak_attention_across_examples(tiny_model_dir):
 def test_packed_and_padded_batches_give_the_same_loss(tmp_path, tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
-    from trainer.loop import SFTTrainer
-    from trainer.sft_data import SFTCollator, encode_dataset
+    from trainer.data.sft import SFTCollator, encode_dataset
+    from trainer.training.loop import SFTTrainer
 
     tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
@@ -175,7 +175,7 @@ def test_stop_request_saves_a_checkpoint_and_cancels(tmp_path, tiny_model_dir):
 def test_failed_save_leaves_previous_checkpoint_intact(tmp_path, tiny_model_dir, monkeypatch):
     from transformers import Trainer
 
-    from trainer.loop import latest_checkpoint
+    from trainer.training.loop import latest_checkpoint
 
     cfg = make_cfg(tmp_path, tiny_model_dir, training__max_steps=4, training__batch_size=2, saving__save_every_n_steps=2)
     original = Trainer._save_rng_state
@@ -223,7 +223,7 @@ def test_missing_model_and_existing_output_dir(tmp_path, tiny_model_dir):
 
 
 def test_qlora_on_cpu_is_refused_with_the_fix(tmp_path, tiny_model_dir):
-    from trainer.methods import MethodError
+    from trainer.training.methods import MethodError
 
     cfg = make_cfg(tmp_path, tiny_model_dir, method__type="qlora", training__device="cpu")
     with pytest.raises(MethodError, match="use method.type"):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-APP = REPO / "assistant" / "app.py"
+APP = REPO / "tunepilot" / "ui" / "app.py"
 SHOTS = REPO / "test-output" / "ui-e2e"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -78,7 +78,7 @@ def served_app(tunepilot_home, tmp_path):
             proc.kill()
         log.close()
         print((tmp_path / "streamlit.log").read_text(encoding="utf-8", errors="replace")[-4000:])
-        from trainer import jobs
+        from trainer.jobs import queue as jobs
 
         for job in jobs.list_jobs():  # never leave a worker running after the test
             if job["status"] in ("queued", "running"):

@@ -7,9 +7,14 @@ import re
 
 import pytest
 
-from assistant.ui import i18n
-from assistant.ui.jobs_view import jobs_frame, log_frame, metrics_frame, sample_events
-from assistant.ui.uploads import safe_name, save_upload
+from tunepilot.ui.widgets import i18n
+from tunepilot.ui.widgets.jobs_view import (
+    jobs_frame,
+    log_frame,
+    metrics_frame,
+    sample_events,
+)
+from tunepilot.ui.widgets.uploads import safe_name, save_upload
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -27,7 +32,7 @@ def test_every_key_used_in_the_code_exists():
 
     root = Path(i18n.__file__).resolve().parent.parent
     used = set()
-    for path in [root / "app.py", *(root / "pages").glob("*.py"), *(root / "ui").glob("*.py")]:
+    for path in [root / "app.py", *(root / "pages").glob("*.py"), *(root / "widgets").glob("*.py")]:
         used |= set(re.findall(r"\bt\(\s*\"([a-z_]+\.[a-z_.]+)\"", path.read_text(encoding="utf-8")))
     missing = sorted(k for k in used if k not in i18n.catalog("en"))
     assert not missing
@@ -81,7 +86,7 @@ def test_locale_files_are_valid_utf8_json():
 
 
 def test_request_findings_survive_revalidation():
-    from assistant.ui.config_card import with_request_findings
+    from tunepilot.ui.widgets.config_card import with_request_findings
 
     conflict = {"rule_id": "request.conflicting-methods", "severity": "error", "field": "method.type",
                 "message": "both LoRA and full", "source": "en/lora.md", "heading": "Choosing a method"}

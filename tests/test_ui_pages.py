@@ -1,6 +1,6 @@
 """Streamlit AppTest for every page of the app, through the real library parts (tiny model, real index).
 
-Each test drives the app the way a person would: it runs the entry point (`assistant/app.py`),
+Each test drives the app the way a person would: it runs the entry point (`tunepilot/ui/app.py`),
 switches pages, types into widgets and clicks, then reads what the page shows.
 """
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from assistant.ui.i18n import catalog
+from tunepilot.ui.widgets.i18n import catalog
 
-APP = Path(__file__).resolve().parent.parent / "assistant" / "app.py"
+APP = Path(__file__).resolve().parent.parent / "tunepilot" / "ui" / "app.py"
 PAGES = ["chat", "jobs", "models", "evals", "knowledge"]
 # First runs import torch, transformers and the index; the shared test machine is slow.
 RUN_TIMEOUT = 240
@@ -184,7 +184,7 @@ def test_invalid_config_disables_launch_with_the_reason(tmp_path):
 # ---------------------------------------------------------------- jobs and models (one real tiny training run)
 
 def tiny_job_config(tiny_model_dir, data, max_steps=4):
-    from trainer.config_io import parse_config
+    from trainer.planning.config_io import parse_config
 
     return parse_config({
         "model": {"base_model": str(tiny_model_dir)},
@@ -196,7 +196,7 @@ def tiny_job_config(tiny_model_dir, data, max_steps=4):
 
 
 def wait_job(job_id: str, states=("succeeded", "failed", "cancelled"), timeout=300):
-    from trainer import jobs
+    from trainer.jobs import queue as jobs
 
     deadline = time.monotonic() + timeout
     while (job := jobs.get_job(job_id))["status"] not in states:
@@ -206,7 +206,7 @@ def wait_job(job_id: str, states=("succeeded", "failed", "cancelled"), timeout=3
 
 
 def test_launch_from_chat_then_jobs_and_models_pages(tiny_model_dir, tmp_path):
-    from trainer import jobs
+    from trainer.jobs import queue as jobs
 
     data = write_chat_dataset(tmp_path)
     at = start_app("en")
@@ -259,7 +259,7 @@ def test_launch_from_chat_then_jobs_and_models_pages(tiny_model_dir, tmp_path):
 
 
 def test_jobs_page_picks_up_a_running_job_after_a_restart_and_cancels_it(tiny_model_dir, tmp_path):
-    from trainer import jobs
+    from trainer.jobs import queue as jobs
 
     data = write_chat_dataset(tmp_path, n=16)
     job = jobs.create_job(tiny_job_config(tiny_model_dir, data, max_steps=100000))
@@ -356,7 +356,7 @@ def test_eval_scorer_that_needs_a_missing_column_is_one_error_line(tiny_model_di
 
 
 def test_compare_two_models_of_a_run(tiny_model_dir):
-    from trainer import models
+    from trainer.models import registry as models
 
     models.register_local("tiny", tiny_model_dir)
     csv = "question,answer\nWho are you?,I am Xiaoxing\n你是谁？,我是小星\n".encode("utf-8")
@@ -392,7 +392,7 @@ def test_unreachable_openai_engine_falls_back_with_a_notice(with_index):
 
 
 def test_training_data_with_the_wrong_columns_never_launches(tiny_model_dir, tmp_path):
-    from trainer import jobs
+    from trainer.jobs import queue as jobs
 
     bad = tmp_path / "wrong.jsonl"
     bad.write_text('{"foo": "bar"}\n{"foo": "baz"}\n', encoding="utf-8")

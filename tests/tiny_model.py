@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.chat_format import GEMMA_CHAT_TEMPLATE
+from trainer.models.chat_format import GEMMA_CHAT_TEMPLATE
 
 _CORPUS = [
     "LoRA adds low-rank adapters to a frozen model. The learning rate for LoRA is often 2e-4.",

@@ -14,24 +14,25 @@ import argparse
 import sys
 from pathlib import Path
 
-from trainer.config import TrainConfig
+from trainer.planning.schema import TrainConfig
+from tunepilot.core.errors import UserError
 
 
-class RunConfigError(ValueError):
+class RunConfigError(UserError, ValueError):
     """The config file cannot be used; the message lists its problems."""
 
 
 def parse_config_file(path: str | Path) -> TrainConfig:
-    """Parse and type-check a config file, reporting every problem (via trainer.config_io when present)."""
+    """Parse and type-check a config file, reporting every problem (via trainer.planning.config_io when present)."""
     p = Path(path).expanduser()
     if not p.exists():
         raise FileNotFoundError(f"Config file not found: {p}")
     try:
-        from trainer.config_io import ConfigError, load_config
+        from trainer.planning.config_io import ConfigError, load_config
     except ImportError:  # the schema alone still gives a correct (if less helpful) check
         from pydantic import ValidationError
 
-        from trainer.config import load_config_file
+        from trainer.planning.schema import load_config_file
 
         try:
             return TrainConfig.model_validate(load_config_file(p))
@@ -77,7 +78,7 @@ def load_run_config(path: str | Path) -> TrainConfig:
 
 
 def default_output_dir(run_id: str) -> Path:
-    from trainer import workspace
+    from tunepilot.core import workspace
 
     return workspace.runs_dir() / run_id
 
@@ -90,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-bad-rows", action="store_true")
     args = parser.parse_args(argv)
 
-    from trainer.models import ModelError
-    from trainer.recipe import train
+    from trainer.models.registry import ModelError
+    from trainer.training.recipe import train
 
     try:
         cfg = load_run_config(args.config)

@@ -7,7 +7,7 @@ from assistant.engines.base import ENGINE_NAMES, Engine, EngineUnavailable, Pass
 
 def get_engine(name: str, **options) -> Engine:
     """Build the engine called `name` with its options (model, base_url, api_key, timeout, ...)."""
-    from assistant.cli_common import UserError
+    from tunepilot.core.errors import UserError
 
     key = (name or "extractive").strip().lower()
     if key == "extractive":

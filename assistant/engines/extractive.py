@@ -13,7 +13,13 @@ import re
 from typing import Iterator
 
 from assistant.engines.base import Engine, Passage
-from assistant.language import char_bigrams, content_terms, detect_lang, latin_terms, split_sentences
+from assistant.language import (
+    char_bigrams,
+    content_terms,
+    detect_lang,
+    latin_terms,
+    split_sentences,
+)
 
 # Sentences addressed to an AI rather than to the reader are prompt-injection attempts, not facts.
 INJECTION = re.compile(

@@ -1,5 +1,5 @@
 """The `local` engine: a transformers chat model on this machine (the default model, a local
-folder, a registered name, or a fine-tuned `ft:` id), loaded and run through `trainer.generation`.
+folder, a registered name, or a fine-tuned `ft:` id), loaded and run through `trainer.models.generation`.
 
 The prompt is the same LangChain template as the openai engine, rendered to chat messages and then
 through the model's own chat template. Small local models often forget citation markers; the
@@ -24,14 +24,14 @@ class LocalEngine(Engine):
     uses_llm = True
 
     def __init__(self, model: str | None = None, max_new_tokens: int = 200, json_max_new_tokens: int = 256, **_ignored):
-        from trainer.models import DEFAULT_MODEL
+        from trainer.models.registry import DEFAULT_MODEL
 
         self.model = model or DEFAULT_MODEL
         self.max_new_tokens = max_new_tokens
         self.json_max_new_tokens = json_max_new_tokens
 
     def _generate(self, messages: list, max_new_tokens: int | None = None) -> str:
-        from trainer import generation
+        from trainer.models import generation
 
         loaded = generation.load(self.model)  # ModelError (a user mistake) propagates as-is
         chats = to_chat_dicts(messages)
@@ -39,7 +39,7 @@ class LocalEngine(Engine):
 
     def stream(self, question: str, passages: list[Passage], lang: str,
                history: list[dict] | None = None) -> Iterator[str]:
-        # trainer.generation returns whole replies; one piece keeps the streaming interface honest.
+        # trainer.models.generation returns whole replies; one piece keeps the streaming interface honest.
         yield self._generate(answer_messages(question, passages, lang, history))
 
     def complete(self, messages: list) -> str:

@@ -105,6 +105,6 @@ def condense_messages(question: str, history: list[dict], lang: str) -> list:
 
 
 def to_chat_dicts(messages: list) -> list[dict]:
-    """LangChain messages -> [{"role","content"}] for trainer.generation (local models)."""
+    """LangChain messages -> [{"role","content"}] for trainer.models.generation (local models)."""
     roles = {"system": "system", "human": "user", "ai": "assistant"}
     return [{"role": roles.get(m.type, "user"), "content": str(m.content)} for m in messages]

@@ -13,13 +13,14 @@ import time
 import uuid
 from pathlib import Path
 
-from trainer import workspace
+from tunepilot.core import workspace
+from tunepilot.core.errors import UserError
 
 ALLOWED_SUFFIXES = (".jsonl", ".json", ".csv")
 PURPOSES = ("fine-tune",)
 
 
-class FileStoreError(ValueError):
+class FileStoreError(UserError, ValueError):
     """A file that cannot be stored or found; the message names the fix."""
 
 
@@ -67,7 +68,7 @@ def format_check_errors(report: dict, limit: int = 5) -> str:
 
 def check_and_store(staged: Path, filename: str, purpose: str) -> dict:
     """Run the data check on a staged upload; keep it as a new file id if it passes."""
-    from trainer.data_check import check_dataset
+    from trainer.data.check import check_dataset
 
     try:
         if purpose not in PURPOSES:

@@ -1,4 +1,4 @@
-"""OpenAI's fine-tuning jobs API on tunepilot's job runner (`trainer.jobs`).
+"""OpenAI's fine-tuning jobs API on tunepilot's job runner (`trainer.jobs.queue`).
 
 POST /v1/fine_tuning/jobs, GET /v1/fine_tuning/jobs, GET /v1/fine_tuning/jobs/{id},
 POST /v1/fine_tuning/jobs/{id}/cancel, GET /v1/fine_tuning/jobs/{id}/events. Lists are newest
@@ -11,18 +11,25 @@ from __future__ import annotations
 import anyio
 from fastapi import APIRouter, Query
 
-from trainer import models
+from trainer.models import registry as models
 from trainer.server import file_store
 from trainer.server.errors import APIError
+from trainer.server.ft_mapping import (
+    FineTuningJobRequest,
+    MappingError,
+    build_train_config,
+    openai_event,
+    openai_job,
+    page,
+    remember_job,
+)
 from trainer.server.generation_routes import model_not_found_message
-from trainer.server.ft_mapping import (FineTuningJobRequest, MappingError, build_train_config, openai_event,
-                                       openai_job, page, remember_job)
 
 router = APIRouter()
 
 
 def _jobs():
-    from trainer import jobs
+    from trainer.jobs import queue as jobs
 
     return jobs
 

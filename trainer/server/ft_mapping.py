@@ -1,7 +1,7 @@
 """OpenAI's fine-tuning job request -> a tunepilot `TrainConfig`, and tunepilot jobs -> OpenAI's job object.
 
 Mapping of the hyperparameters (OpenAI documents them in its fine-tuning API reference), using
-the rules of tunepilot's `openai-style` preset (trainer.presets) so the CLI, the assistant and the API agree:
+the rules of tunepilot's `openai-style` preset (trainer.planning.presets) so the CLI, the assistant and the API agree:
 - `n_epochs` -> `training.epochs`;
 - `batch_size` is the effective batch -> `training.batch_size` x `training.gradient_accumulation_steps`
   (presets.split_batch keeps the per-device batch small);
@@ -25,12 +25,13 @@ from typing import Any, Literal
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainer import workspace
-from trainer.config import TrainConfig
+from trainer.planning.schema import TrainConfig
 from trainer.server import file_store
+from tunepilot.core import workspace
+from tunepilot.core.errors import UserError
 
 
-class MappingError(ValueError):
+class MappingError(UserError, ValueError):
     """The request cannot become a valid training config; the message lists the problems."""
 
     def __init__(self, message: str, param: str | None = None):
@@ -87,7 +88,7 @@ def _check_range(name: str, value, low, high) -> None:
 def auto_config(n_examples: int | None) -> TrainConfig:
     """The config "auto" stands for: the openai-style preset when available."""
     try:
-        from trainer.presets import preset
+        from trainer.planning.presets import preset
     except ImportError:
         return TrainConfig()
     return preset("openai-style", n_examples)
@@ -95,7 +96,7 @@ def auto_config(n_examples: int | None) -> TrainConfig:
 
 def _preset_rules():
     try:
-        from trainer import presets
+        from trainer.planning import presets
     except ImportError:
         return None
     return presets
@@ -113,7 +114,7 @@ def _deep_merge(base: dict, overrides: dict) -> dict:
 
 def _parse(data: dict) -> TrainConfig:
     try:
-        from trainer.config_io import ConfigError, parse_config
+        from trainer.planning.config_io import ConfigError, parse_config
     except ImportError:
         try:
             return TrainConfig.model_validate(data)

@@ -8,7 +8,7 @@ from typing import AsyncIterator, Callable, Iterator
 import anyio
 from fastapi import Request
 
-from trainer import models
+from trainer.models import registry as models
 from trainer.server import inference
 from trainer.server.errors import APIError
 from trainer.server.model_pool import ModelHandle

@@ -1,9 +1,9 @@
 """Generation for the API: batched replies with token usage and finish reasons, and token streaming.
 
-`trainer.generation.generate` returns only text; an OpenAI-style answer also needs the token counts
+`trainer.models.generation.generate` returns only text; an OpenAI-style answer also needs the token counts
 and whether the model stopped by itself ("stop") or ran out of `max_tokens` ("length"), and
 `/v1/completions` continues raw text with no chat template. Prompts are rendered with the same
-`trainer.chat_format.render_prompt` as everywhere else, so replies match `tunepilot chat-model`.
+`trainer.models.chat_format.render_prompt` as everywhere else, so replies match `tunepilot chat-model`.
 
 Streaming uses transformers' `TextIteratorStreamer` with `generate()` in a worker thread; a
 `StoppingCriteria` watches a `threading.Event`, so a caller that goes away (client disconnect) stops
@@ -17,7 +17,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Iterator
 
-from trainer.chat_format import has_chat_template, render_prompt
+from trainer.models.chat_format import has_chat_template, render_prompt
 from trainer.server.model_pool import ModelHandle
 
 
@@ -150,7 +150,11 @@ def stream(handle: ModelHandle, prompt: Prompt, params: SamplingParams, stop: li
     one is held back until it is clear.
     """
     import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+    from transformers import (
+        StoppingCriteria,
+        StoppingCriteriaList,
+        TextIteratorStreamer,
+    )
 
     stop = [s for s in (stop or []) if s]
     cancel = cancel or threading.Event()

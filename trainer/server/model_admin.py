@@ -7,7 +7,7 @@ run folder (adapter, checkpoints, job card) stays on disk until the user removes
 
 from __future__ import annotations
 
-from trainer import models
+from trainer.models import registry as models
 
 
 class ModelNotDeletable(ValueError):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from trainer import models
+from trainer.models import registry as models
 
 log = logging.getLogger("tunepilot.server")
 
@@ -89,7 +89,7 @@ class ModelPool:
     def acquire(self, model_id: str) -> ModelHandle:
         """Return a handle for `model_id`, loading (and evicting others) as needed.
 
-        Raises `trainer.models.ModelError` for names that do not resolve. The registry is asked on
+        Raises `trainer.models.registry.ModelError` for names that do not resolve. The registry is asked on
         every call, so a model deleted elsewhere (e.g. `tunepilot models delete`) stops working here too.
         """
         with self._lock:
@@ -228,7 +228,7 @@ class TransformersBackend:
     """Real weights: transformers models on the picked device, adapters through transformers' PEFT integration."""
 
     def __init__(self, device: str = "auto", dtype: str = "auto"):
-        from trainer.generation import pick_device
+        from trainer.models.generation import pick_device
 
         self.device = pick_device(device)
         self.dtype = dtype
@@ -237,7 +237,7 @@ class TransformersBackend:
         return models.resolve(model_id, progress=False)
 
     def estimate_bytes(self, base_path: Path) -> int:
-        from trainer.generation import pick_dtype
+        from trainer.models.generation import pick_dtype
 
         files = list(Path(base_path).glob("*.safetensors")) or list(Path(base_path).glob("*.bin"))
         on_disk = sum(f.stat().st_size for f in files)
@@ -249,7 +249,7 @@ class TransformersBackend:
     def load_base(self, base_path: Path, vocab_size: int | None = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from trainer.generation import pick_dtype
+        from trainer.models.generation import pick_dtype
 
         tokenizer = AutoTokenizer.from_pretrained(str(base_path))
         if tokenizer.pad_token is None:
@@ -309,7 +309,7 @@ class TransformersBackend:
         return int(params + buffers)
 
     def stop_ids(self, tokenizer) -> list[int]:
-        from trainer.chat_format import stop_token_ids
+        from trainer.models.chat_format import stop_token_ids
 
         return stop_token_ids(tokenizer)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from trainer import models
+from trainer.models import registry as models
 from trainer.server.auth import require_owner_key
 from trainer.server.errors import APIError
 from trainer.server.model_admin import ModelNotDeletable, delete_finetuned_model

@@ -1,0 +1,155 @@
+"""The training config schema (TOML or YAML on disk), shared by the CLI, the assistant, jobs and the UI.
+
+Sections and keys follow the contract in ARCHITECTURE.md; every section forbids unknown keys so a
+typo is reported instead of silently ignored. Validation *between* fields (rules that cite the docs)
+lives in `trainer.planning.rules`; this module only knows types, ranges a value can never leave, and I/O.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSection(_Section):
+    base_model: str = Field(
+        "gemma-3-270m",
+        description="Base model: the built-in alias `gemma-3-270m`, a local transformers folder, or a hub id (online only).",
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights dtype. `auto` picks bfloat16 where the hardware runs it fast, else float32."
+    )
+    trust_remote_code: bool = Field(
+        False, description="Allow code shipped with the model folder to run. Only for models you trust."
+    )
+
+
+class MethodSection(_Section):
+    type: Literal["lora", "qlora", "full", "freeze"] = Field(
+        "lora", description="Fine-tuning method: LoRA adapters, QLoRA (4-bit base, CUDA only), full, or freeze (train the last layers only)."
+    )
+    lora_r: int = Field(16, description="LoRA rank: size of the low-rank update matrices.")
+    lora_alpha: int = Field(32, description="LoRA alpha: the update is scaled by alpha / r.")
+    lora_dropout: float = Field(0.05, description="Dropout applied to the LoRA input, in [0, 1).")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear",
+        description="Modules that get adapters: `all-linear` or a list of module names such as q_proj, v_proj.",
+    )
+    freeze_trainable_layers: int = Field(
+        2, description="For `freeze`: how many of the last transformer layers are trained."
+    )
+
+
+class DatasetSection(_Section):
+    path: str = Field("", description="Training data: JSON, JSONL or CSV file.")
+    format: Literal["auto", "chat", "alpaca", "sharegpt", "prompt_completion", "text"] = Field(
+        "auto", description="Row format; `auto` detects it from the first rows."
+    )
+    eval_path: str | None = Field(None, description="Optional separate evaluation file.")
+    val_split: float = Field(0.0, description="Fraction of training rows held out for evaluation when no eval_path is given.")
+    max_seq_length: int = Field(1024, description="Examples are truncated to this many tokens.")
+
+
+class OptimizerSection(_Section):
+    type: Literal["adamw", "adamw_8bit", "paged_adamw_8bit", "lion", "lion_8bit", "adafactor", "sgd"] = Field(
+        "adamw", description="Optimizer. 8-bit and paged variants need CUDA and bitsandbytes."
+    )
+    learning_rate: float = Field(2e-4, description="Peak learning rate.")
+    weight_decay: float = Field(0.0, description="Decoupled weight decay.")
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial"] = Field(
+        "cosine", description="Learning-rate schedule after warmup."
+    )
+    warmup_ratio: float = Field(0.03, description="Fraction of the total steps spent warming the learning rate up from 0.")
+
+
+class TrainingSection(_Section):
+    epochs: float = Field(3, description="Passes over the training data.")
+    max_steps: int | None = Field(None, description="Stop after this many optimizer steps (overrides epochs when set).")
+    batch_size: int = Field(4, description="Examples per device per forward pass.")
+    gradient_accumulation_steps: int = Field(1, description="Forward passes summed before each optimizer step.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the backward pass to save memory (about 20-30% slower).")
+    packing: bool = Field(False, description="Pack several examples into one sequence (without cross-example attention) to avoid padding.")
+    seed: int = Field(42, description="Random seed for data order and initialisation.")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="Where to train; `auto` picks CUDA, then MPS, then CPU.")
+
+
+class HardwareSection(_Section):
+    gpu: str | None = Field(None, description='GPU name such as "RTX 4090" or "A100-80G"; used for the memory estimate.')
+    device_memory_gb: float | None = Field(None, description="Device memory in GB; overrides the value looked up from `gpu`.")
+
+
+class SamplingSection(_Section):
+    every_n_steps: int = Field(0, description="Generate from `prompts` every N steps (0 turns sampling off).")
+    prompts: list[str] = Field(default_factory=list, description="Prompts used for sample generations during training.")
+
+
+class SavingSection(_Section):
+    output_dir: str = Field("", description="Where checkpoints and the adapter go; empty means a folder under $TUNEPILOT_HOME/runs.")
+    save_every_n_steps: int = Field(50, description="Write a checkpoint every N optimizer steps.")
+    save_total_limit: int = Field(2, description="Keep at most this many checkpoints.")
+    suffix: str | None = Field(None, description="Short name that goes into the fine-tuned model id ft:<base>:<suffix>:<job-id>.")
+    merge_after_training: bool = Field(False, description="Also write a standalone merged model after training.")
+
+
+LORA_KEYS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules")
+
+
+class TrainConfig(_Section):
+    """A whole training config. Every section has defaults, so `TrainConfig()` is a valid LoRA config."""
+
+    model: ModelSection = Field(default_factory=ModelSection, description="Base model.")
+    method: MethodSection = Field(default_factory=MethodSection, description="Fine-tuning method.")
+    dataset: DatasetSection = Field(default_factory=DatasetSection, description="Training data.")
+    optimizer: OptimizerSection = Field(default_factory=OptimizerSection, description="Optimizer and schedule.")
+    training: TrainingSection = Field(default_factory=TrainingSection, description="Loop settings.")
+    hardware: HardwareSection = Field(default_factory=HardwareSection, description="Target hardware for the estimate.")
+    sampling: SamplingSection = Field(default_factory=SamplingSection, description="Sample generations during training.")
+    saving: SavingSection = Field(default_factory=SavingSection, description="Checkpoints and outputs.")
+
+    def to_dict(self) -> dict:
+        """Plain data for TOML/YAML/JSON (None values dropped: TOML has no null).
+
+        Keys the chosen method does not read are left out (LoRA keys for full/freeze, the freeze
+        layer count for the others), so a written file holds only settings that take effect and a
+        user who adds a LoRA key to a full fine-tuning config can be told it is ignored.
+        """
+        data = self.model_dump(mode="json", exclude_none=True)
+        method = data["method"]
+        if self.method.type in ("full", "freeze"):
+            for key in LORA_KEYS:
+                method.pop(key, None)
+        if self.method.type != "freeze":
+            method.pop("freeze_trainable_layers", None)
+        return data
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Read a TOML or YAML file into plain data (no validation here; see trainer.planning.config_io for errors)."""
+    import tomllib
+    import yaml
+
+    p = Path(path)
+    text = p.read_text(encoding="utf-8-sig")
+    if p.suffix.lower() == ".toml":
+        return tomllib.loads(text)
+    return yaml.safe_load(text) or {}
+
+
+def save_config(config: TrainConfig, path: str | Path) -> Path:
+    """Write a config as TOML (.toml) or YAML (.yaml/.yml), chosen by the file's extension."""
+    import tomli_w
+    import yaml
+
+    p = Path(path)
+    data = config.to_dict()
+    if p.suffix.lower() == ".toml":
+        p.write_text(tomli_w.dumps(data), encoding="utf-8")
+    else:
+        p.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return p

@@ -1,0 +1,319 @@
+"""`tunepilot config ...`: validate, estimate, schema, init from a preset, diffusion (kohya) configs,
+and `tunepilot config --from-text TEXT` (the assistant's conversation-to-config path).
+
+A thin layer over trainer.planning.config_io / trainer.planning.rules / trainer.planning.memory / trainer.planning.presets /
+trainer.planning.diffusion. Invalid configs and user mistakes exit with code 2; `--json` prints exactly one
+JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tunepilot.cli.common import USER_ERROR_EXIT, emit_json, fail, user_errors
+
+config_app = typer.Typer(help="Training configs: validate, estimate memory, presets, JSON Schema, diffusion (kohya) configs.",
+                         no_args_is_help=False)
+diffusion_app = typer.Typer(help="Diffusion LoRA configs for kohya sd-scripts (SD 1.5 / SD 2.x / SDXL / Flux): validate and export.",
+                            no_args_is_help=True)
+config_app.add_typer(diffusion_app, name="diffusion")
+
+
+def _fail_problems(problems: list[dict]) -> None:
+    for p in problems:
+        where = f"{p['loc']}: " if p.get("loc") else ""
+        typer.echo(f"error: {where}{p['message']}", err=True)
+    raise typer.Exit(USER_ERROR_EXIT)
+
+
+def _print_findings(report: dict, title: str) -> None:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    errors, warnings = report["errors"], report["warnings"]
+    status = "[red]invalid[/red]" if errors else "[green]valid[/green]"
+    console.print(f"{title}: {status} ({len(errors)} errors, {len(warnings)} warnings)")
+    for f in errors + warnings:
+        tag = "[red]error  [/red]" if f["severity"] == "error" else "[yellow]warning[/yellow]"
+        where = f" [dim]({f['source']} § {f['heading']})[/dim]" if f.get("source") else ""
+        console.print(f"  {tag} [bold]{f['field'] or '-'}[/bold] [{f['rule_id']}] {f['message']}{where}")
+
+
+def _print_estimate(est: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Memory estimate: {est.get('model', '')} ({est.get('device', '')}, {est.get('dtype', '')})")
+    table.add_column("part")
+    table.add_column("GB", justify="right")
+    for name, gb in est["breakdown"].items():
+        table.add_row(name, f"{gb:.2f}")
+    table.add_row("[bold]total[/bold]", f"[bold]{est['total_gb']:.2f}[/bold]")
+    console = Console(highlight=False)
+    console.print(table)
+    if est["device_memory_gb"] is not None:
+        verdict = "[green]fits[/green]" if est["fits"] else "[red]does not fit[/red]"
+        console.print(f"device memory {est['device_memory_gb']} GB: {verdict}; largest batch size that fits: {est['max_batch_size']}")
+    for note in est.get("notes", []):
+        console.print(f"[dim]{note}[/dim]")
+
+
+def _write_config(config, out: Path) -> Path:
+    from trainer.planning.config_io import ConfigError, dump_config
+
+    try:
+        return dump_config(config, out)
+    except ConfigError as exc:
+        _fail_problems(exc.problems)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    raise AssertionError("unreachable")
+
+
+@config_app.callback(invoke_without_command=True)
+def config_main(
+    ctx: typer.Context,
+    from_text: Optional[str] = typer.Option(None, "--from-text", help="Describe the run in words; get a validated config."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the config here (.toml or .yaml)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Training configs. With --from-text, turn a description into a validated config."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if from_text is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+    with user_errors():
+        try:
+            from assistant.config_from_text import config_from_text
+        except ImportError:
+            fail("config --from-text needs assistant.config_from_text, which is not installed in this build.")
+        result = config_from_text(from_text)
+        if out is not None:
+            from trainer.planning.config_io import ConfigError, parse_config
+
+            try:
+                config = parse_config(result["config"])
+            except ConfigError as exc:
+                _fail_problems(exc.problems)
+            path = _write_config(config, out)
+            result = {**result, "path": str(path)}
+        if json_out:
+            emit_json(result)
+            return
+        import tomli_w
+
+        typer.echo(tomli_w.dumps(result["config"]))
+        _print_findings(result["validation"], "validation")
+        if result.get("memory_estimate"):
+            _print_estimate({"breakdown": {}, "notes": [], **result["memory_estimate"]})
+        for item in result.get("explanations", []):
+            typer.echo(f"- {item['field']} = {item['value']}: {item['reason']} ({item.get('source', '')})")
+        if out is not None:
+            typer.echo(f"wrote {result['path']}")
+
+
+@config_app.command("validate")
+def validate_cmd(
+    file: Path = typer.Argument(..., help="Config file (.toml, .yaml, .yml or .json)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    for_launch: bool = typer.Option(False, "--for-launch", help="Also check the dataset and output folder on this machine."),
+) -> None:
+    """Check a config: schema problems and every rule, each with the doc passage it comes from."""
+    from trainer.planning.config_io import load_config_lenient
+    from trainer.planning.rules import validate
+
+    with user_errors():
+        config, problems = load_config_lenient(file)
+        schema = [{"rule_id": "syntax" if config is None else "schema", "severity": "error", "field": p["loc"],
+                   "message": p["message"], "source": None, "heading": None} for p in problems]
+        report = {"errors": list(schema), "warnings": []}
+        if config is not None:
+            found = validate(config, for_launch=for_launch).to_dict()
+            report["errors"] += found["errors"]
+            report["warnings"] += found["warnings"]
+        report["ok"] = not report["errors"]
+        if json_out:
+            emit_json(report)
+        else:
+            _print_findings(report, str(file))
+        if report["errors"]:
+            raise typer.Exit(USER_ERROR_EXIT)
+
+
+@config_app.command("estimate")
+def estimate_cmd(
+    file: Path = typer.Argument(..., help="Config file."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Estimate peak training memory and whether it fits the target device."""
+    from trainer.planning.config_io import ConfigError, load_config
+    from trainer.planning.memory import EstimateError, estimate
+
+    with user_errors():
+        try:
+            est = estimate(load_config(file)).to_dict()
+        except ConfigError as exc:
+            _fail_problems(exc.problems)
+        except EstimateError as exc:
+            fail(str(exc))
+        if json_out:
+            emit_json(est)
+        else:
+            _print_estimate(est)
+
+
+@config_app.command("schema")
+def schema_cmd(
+    diffusion: bool = typer.Option(False, "--diffusion", help="The kohya diffusion config schema instead."),
+) -> None:
+    """Print the JSON Schema of the training config."""
+    if diffusion:
+        from trainer.planning.diffusion import diffusion_json_schema
+
+        emit_json(diffusion_json_schema())
+        return
+    from trainer.planning.config_io import json_schema
+
+    emit_json(json_schema())
+
+
+@config_app.command("init")
+def init_cmd(
+    preset_name: str = typer.Option("lora", "--preset", help="lora, qlora, full, freeze or openai-style."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the config here (.toml, .yaml or .json); else print TOML."),
+    examples: Optional[int] = typer.Option(None, "--examples", min=1, help="Number of training examples (sizes batch and steps)."),
+    base_model: Optional[str] = typer.Option(None, "--model", help="Base model (default gemma-3-270m)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Training data file."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Start a config from a preset, with the reason behind each value."""
+    from trainer.planning.presets import PresetError, explain, preset
+
+    with user_errors():
+        try:
+            config = preset(preset_name, n_examples=examples)
+        except PresetError as exc:
+            fail(str(exc))
+        if base_model:
+            config.model.base_model = base_model
+        if dataset:
+            config.dataset.path = dataset
+        path = _write_config(config, out) if out is not None else None
+        explanations = explain(config, n_examples=examples)
+        if json_out:
+            emit_json({"config": config.to_dict(), "path": str(path) if path else None, "explanations": explanations})
+            return
+        if path is None:
+            from trainer.planning.config_io import dumps_config
+
+            typer.echo(dumps_config(config, "toml"))
+        else:
+            typer.echo(f"wrote {path}")
+        for item in explanations:
+            typer.echo(f"# {item['field']} = {item['value']}: {item['reason']} ({item['source']} § {item['heading']})", err=path is None)
+
+
+# ---------------------------------------------------------------- diffusion (kohya sd-scripts)
+
+def _load_diffusion(file: Path):
+    from trainer.planning.config_io import ConfigError
+    from trainer.planning.diffusion import load_diffusion
+
+    try:
+        return load_diffusion(file)
+    except ConfigError as exc:
+        _fail_problems(exc.problems)
+
+
+@diffusion_app.command("init")
+def diffusion_init(
+    base: str = typer.Option("sdxl", "--base", help="sd15, sd2, sdxl or flux."),
+    image_dir: str = typer.Option("", "--images", help="Folder of training images with captions."),
+    model: str = typer.Option("", "--model", help="Base checkpoint (.safetensors) or diffusers folder."),
+    gpu: Optional[str] = typer.Option(None, "--gpu", help='The GPU that will train, e.g. "RTX 4090" (checks bf16 and 8-bit optimizers against it).'),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the tunepilot diffusion config here (.toml/.yaml); else print TOML."),
+) -> None:
+    """Start a diffusion LoRA config with common values for the model family."""
+    from trainer.planning.diffusion import NATIVE_RESOLUTION, diffusion_preset
+
+    with user_errors():
+        if base not in NATIVE_RESOLUTION:
+            fail(f"unknown base {base!r}; choose one of: {', '.join(NATIVE_RESOLUTION)}")
+        cfg = diffusion_preset(base, image_dir=image_dir, pretrained_model=model)
+        cfg.hardware.gpu = gpu
+        import tomli_w
+        import yaml
+
+        data = cfg.to_dict()
+        if out is None:
+            typer.echo(tomli_w.dumps(data))
+            return
+        text = yaml.safe_dump(data, sort_keys=False) if out.suffix.lower() in (".yaml", ".yml") else tomli_w.dumps(data)
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}")
+
+
+@diffusion_app.command("validate")
+def diffusion_validate(
+    file: Path = typer.Argument(..., help="tunepilot diffusion config (.toml/.yaml)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Check a diffusion LoRA config and show the step plan (images x repeats x epochs / batch)."""
+    from trainer.planning.diffusion import step_plan, validate_diffusion
+
+    with user_errors():
+        cfg = _load_diffusion(file)
+        report = validate_diffusion(cfg).to_dict()
+        report["ok"] = not report["errors"]
+        report["steps"] = step_plan(cfg)
+        if json_out:
+            emit_json(report)
+        else:
+            _print_findings(report, str(file))
+            if report["steps"].get("formula"):
+                typer.echo(f"steps: {report['steps']['formula']}")
+        if report["errors"]:
+            raise typer.Exit(USER_ERROR_EXIT)
+
+
+@diffusion_app.command("export")
+def diffusion_export(
+    file: Path = typer.Argument(..., help="tunepilot diffusion config (.toml/.yaml)."),
+    out: Path = typer.Option(..., "--out", help="Folder for config_file.toml, dataset_config.toml and sample_prompt.toml."),
+    force: bool = typer.Option(False, "--force", help="Export even when the config has errors."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Write kohya sd-scripts' config_file.toml + dataset_config.toml + sample_prompt.toml."""
+    from trainer.planning.diffusion import export_kohya, validate_diffusion
+
+    with user_errors():
+        cfg = _load_diffusion(file)
+        report = validate_diffusion(cfg)
+        if report.errors and not force:
+            if json_out:
+                emit_json({**report.to_dict(), "ok": False})
+                raise typer.Exit(USER_ERROR_EXIT)
+            _print_findings(report.to_dict(), str(file))
+            fail("the config has errors; fix them (or pass --force) before exporting")
+        try:
+            result = export_kohya(cfg, out)
+        except OSError as exc:
+            fail(f"cannot write to {out}: {exc.strerror or exc}")
+        result["warnings"] = [f.to_dict() for f in report.warnings]
+        if json_out:
+            emit_json(result)
+            return
+        for path in result["files"]:
+            typer.echo(f"wrote {path}")
+        if result["steps"].get("formula"):
+            typer.echo(f"steps: {result['steps']['formula']}")
+        typer.echo(f"run: {result['command']}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `tunepilot config ...` to the root app."""
+    app.add_typer(config_app, name="config")

@@ -1,0 +1,1 @@
+"""The Streamlit app: `app.py` (navigation), `pages/` (one file per page), `widgets/` (shared pieces)."""
