@@ -29,8 +29,8 @@ from assistant.condense import condense
 from assistant.engines import EngineUnavailable, Passage, get_engine
 from assistant.engines.extractive import ExtractiveEngine, coverage
 from assistant.engines.prompts import NOT_COVERED
-from assistant.language import content_terms, detect_lang
 from tunepilot.core.errors import UserError
+from tunepilot.core.language import content_terms, detect_lang
 
 MAX_QUESTION_CHARS = 1000
 RETRIEVE_K = 8

@@ -8,8 +8,9 @@ really carries the sentence's content:
   numbers kept) that occur in the chunk;
 * Chinese: the share of the sentence's character bigrams that occur in the chunk (robust to word
   order and to jieba's segmentation choices);
-* optionally an embedding similarity (any `embed(texts) -> vectors` callable), which rescues
-  paraphrases the lexical check misses. The larger of the two scores decides.
+* `support(..., embed)` can also take an embedding similarity (any `embed(texts) -> vectors`
+  callable), the larger score deciding; bench/assistant.py measures that judge against the gold
+  set, while the guard itself judges lexically, so its verdict does not hang on a model.
 
 Citations to chunks that were never retrieved are dropped outright. Sentences an LLM left uncited
 get the best-supporting chunk attached when the support is strong, so a small local model that
@@ -23,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from assistant.language import char_bigrams, latin_terms
+from tunepilot.core.language import char_bigrams, latin_terms
 
 SUPPORT_THRESHOLD = 0.5
 # Sentences with fewer judged units than this are too short to check either way ("Yes.").
@@ -128,7 +129,7 @@ def _place_markers(sentence: str, numbers: list[int]) -> str:
 
 
 def guard(text: str, chunks: dict[int, str], threshold: float = SUPPORT_THRESHOLD,
-          attach_missing: bool = True, embed: Embed | None = None) -> GuardResult:
+          attach_missing: bool = True) -> GuardResult:
     """Check every citation in `text` against `chunks` ({n: chunk text}); drop the unsupported ones.
 
     Code blocks are passed through untouched: they are quoted, not claims to check.
@@ -140,14 +141,14 @@ def guard(text: str, chunks: dict[int, str], threshold: float = SUPPORT_THRESHOL
         if i % 2 == 1:
             rebuilt.append(part)
             continue
-        rebuilt.append("".join(_guard_sentence(s, chunks, threshold, attach_missing, embed, result)
+        rebuilt.append("".join(_guard_sentence(s, chunks, threshold, attach_missing, result)
                                for s in split_answer_sentences(part)))
     result.text = "".join(rebuilt)
     return result
 
 
 def _guard_sentence(sentence: str, chunks: dict[int, str], threshold: float, attach_missing: bool,
-                    embed: Embed | None, result: GuardResult) -> str:
+                    result: GuardResult) -> str:
     bare = strip_markers(sentence).strip()
     cited = [int(n) for group in _MARKER.findall(sentence) for n in re.split(r"\s*[,，]\s*", group)]
     if not bare:
@@ -158,14 +159,14 @@ def _guard_sentence(sentence: str, chunks: dict[int, str], threshold: float, att
         if n not in chunks:
             result.dropped.append({"sentence": bare, "n": n, "support": 0.0, "why": "not a retrieved chunk"})
             continue
-        score = support(bare, chunks[n], embed) if can_judge else 1.0
+        score = support(bare, chunks[n]) if can_judge else 1.0
         if score >= threshold:
             kept.append(n)
         else:
             result.dropped.append({"sentence": bare, "n": n, "support": round(score, 3),
                                    "why": "chunk does not support the sentence"})
     if not kept and can_judge and attach_missing and chunks:
-        scored = sorted(((support(bare, t, embed), n) for n, t in chunks.items()), key=lambda x: (-x[0], x[1]))
+        scored = sorted(((support(bare, t), n) for n, t in chunks.items()), key=lambda x: (-x[0], x[1]))
         best_score, best_n = scored[0]
         if best_score >= threshold:
             kept.append(best_n)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from assistant.language import content_terms, detect_lang
+from tunepilot.core.language import content_terms, detect_lang
 
 # Things of one kind can replace each other in a follow-up. Longest names first so "qlora" wins over "lora".
 ENTITY_KINDS: dict[str, list[str]] = {

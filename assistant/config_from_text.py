@@ -23,9 +23,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from assistant.language import detect_lang
 from assistant.slots import Slots, canonical_model, parse_slots
 from tunepilot.core.errors import UserError
+from tunepilot.core.language import detect_lang
 
 # slot -> (section, key) in TrainConfig
 SLOT_FIELDS = {
@@ -194,19 +194,17 @@ def _explanations(cfg, slots: Slots, n_examples: int | None, preset_name: str, o
 
 def build_result(slots: Slots, text: str, origin: str = "from your request", notes: list[dict] | None = None) -> dict:
     """Slots -> the `config --from-text --json` dict (config, validation, memory estimate, explanations)."""
-    from trainer.planning.config_io import parse_config_lenient
-    from trainer.planning.rules import validate
+    from trainer.planning.findings import check_config
 
     lang = detect_lang(text)
     data, preset_name, n_examples = _config_data(slots)
-    cfg, problems = parse_config_lenient(data)
-    validation = validate(cfg).to_dict()
-    errors = [{"rule_id": "config.schema", "severity": "error", "field": p.get("loc", ""), "message": p["message"],
-               "source": "request", "heading": ""} for p in problems]
+    # Schema problems (as the request's own findings) and rule findings; Chinese requests cite the Chinese docs.
+    checked = check_config(data, origin="request", lang=lang)
+    cfg = checked.config
+    validation = checked.to_dict()
     conflict = _conflict_finding(slots, lang)
     if conflict:
-        errors.insert(0, conflict)
-    validation["errors"] = errors + validation["errors"]
+        validation["errors"].insert(0, conflict)
     validation["warnings"] = list(notes or []) + validation["warnings"]
     return {
         "config": cfg.to_dict(),

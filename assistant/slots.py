@@ -17,12 +17,6 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-SLOT_NAMES = (
-    "base_model", "method", "dataset_path", "eval_path", "output_dir", "epochs", "learning_rate", "batch_size",
-    "gradient_accumulation_steps", "lora_r", "lora_alpha", "max_seq_length", "optimizer", "gpu",
-    "device_memory_gb", "device", "openai_style",
-)
-
 
 @dataclass
 class Slots:
@@ -182,7 +176,11 @@ _MODEL_SIZE = re.compile(r"^[\s-]*(?:instruct[\s-]*|chat[\s-]*|base[\s-]*)?(\d+(
 
 
 def canonical_model(family: str, version: str | None, size: str | None) -> str:
-    """A loaded name for a family, version and size; the names follow each publisher's hub naming."""
+    """A loaded name for a family, version and size; the names follow each publisher's hub naming.
+
+    Every family and size written here is in `trainer.models.catalog` (tests/test_assistant_slots.py
+    pairs them), so the memory estimate can size what the parser reads.
+    """
     v = version or ""
     s = (size or "").lower()
     S = s.upper() if s.endswith("b") else s

@@ -151,7 +151,7 @@ def main() -> None:
 
     import torch
 
-    from trainer.models.generation import pick_device
+    from trainer.models.device import pick_device
 
     info = {"model": args.model, "device": pick_device(), "torch_threads": args.threads or torch.get_num_threads(),
             "server": "tunepilot serve (subprocess, loopback)",

@@ -23,12 +23,12 @@ reference answer is an ordinary column that an evaluation step compares against.
 from __future__ import annotations
 
 import csv
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from evals.errors import EvalError
+from tunepilot.core import tables
 from tunepilot.core.text_encoding import UndecodableText, decode_text
 
 # Names looked for (in order) when the user does not say which column holds what.
@@ -72,7 +72,11 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
 # ---------------------------------------------------------------- parsing
 
 def load_dataset(path: str | Path, format: str = "auto") -> Dataset:
-    """Read a dataset file; `format` is auto (from the extension, else sniffed), json, jsonl, csv or tsv."""
+    """Read a dataset file; `format` is auto (from the extension, else sniffed), json, jsonl, csv or tsv.
+
+    Parsing is the shared table reader's (tunepilot.core.tables); the first row it could not read
+    becomes an EvalError that says how to fix the file.
+    """
     file = Path(path).expanduser()
     if not file.exists():
         raise EvalError(f"Dataset file {file} does not exist; check the path.")
@@ -82,16 +86,19 @@ def load_dataset(path: str | Path, format: str = "auto") -> Dataset:
     if not data.strip():
         raise EvalError(f"Dataset file {file} is empty; add rows (JSON, JSONL, CSV or TSV).")
     text, encoding = decode_bytes(data)
-    fmt = _pick_format(file, text) if format == "auto" else format
-    if fmt == "json":
-        rows = _parse_json(text, file)
-    elif fmt == "jsonl":
-        # A JSON array saved with a .jsonl name is common enough to accept.
-        rows = _parse_json(text, file) if text.lstrip().startswith("[") else _parse_jsonl(text, file)
-    elif fmt in ("csv", "tsv"):
-        rows = _parse_csv(text, file, delimiter="\t" if fmt == "tsv" else None)
+    if format == "auto":
+        fmt = tables.format_from_suffix(file) or tables.sniff_format(text)
+        if fmt is None:
+            raise EvalError(f"{file} is neither JSON, JSONL nor CSV/TSV; convert it to one of those formats.")
+    elif format in tables.FORMATS:
+        fmt = format
     else:
         raise EvalError(f"Unknown dataset format {format!r}; use json, jsonl, csv or tsv.")
+    try:
+        table = tables.parse_table(text, fmt)
+    except tables.TableError as exc:
+        raise EvalError(f"{file} {exc}; quote values that contain the delimiter or line breaks.") from None
+    rows = _csv_rows(table, file) if table.format in ("csv", "tsv") else _json_rows(table, file)
     kept = [r for r in rows if not _is_empty_row(r)]
     skipped = len(rows) - len(kept)
     if not kept:
@@ -103,45 +110,25 @@ def load_dataset(path: str | Path, format: str = "auto") -> Dataset:
     return dataset
 
 
-def _pick_format(file: Path, text: str) -> str:
-    suffix = file.suffix.lower()
-    if suffix == ".json":
-        return "json"
-    if suffix in (".jsonl", ".ndjson"):
-        return "jsonl"
-    if suffix == ".csv":
-        return "csv"
-    if suffix in (".tsv", ".tab"):
-        return "tsv"
-    head = text.lstrip()[:1]
-    if head == "[":
-        return "json"
-    if head == "{":
-        first_line = text.lstrip().splitlines()[0]
-        try:
-            json.loads(first_line)
-            return "jsonl" if len(text.strip().splitlines()) > 1 else "json"
-        except json.JSONDecodeError:
-            return "json"
-    try:
-        csv.Sniffer().sniff(text[:4096], delimiters=",\t;|")
-        return "csv"
-    except csv.Error:
-        raise EvalError(f"{file} is neither JSON, JSONL nor CSV/TSV; convert it to one of those formats.") from None
+def _json_rows(table: tables.Table, file: Path) -> list[dict]:
+    if table.single_object:
+        items = _rows_from_object(table.rows[0].data, file)
+        return [_as_row(item, i + 1, file) for i, item in enumerate(items)]
+    problem = table.first_problem
+    if problem is not None:
+        raise EvalError(_json_problem(problem, table.format, file))
+    return [_flatten_chat(row.data) for row in table.rows]
 
 
-def _parse_json(text: str, file: Path) -> list[dict]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if text.lstrip().startswith("{") and "\n{" in text:
-            return _parse_jsonl(text, file)  # a .json file that is really JSON Lines
-        raise EvalError(f"{file} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); fix the file or save it as CSV.") from None
-    if isinstance(data, dict):
-        data = _rows_from_object(data, file)
-    if not isinstance(data, list):
-        raise EvalError(f"{file} holds a JSON {type(data).__name__}; expected an array of row objects.")
-    return [_as_row(item, i + 1, file) for i, item in enumerate(data)]
+def _json_problem(problem: tables.RowProblem, kind: str, file: Path) -> str:
+    if problem.kind == "not_table":
+        return f"{file} holds a JSON {problem.found}; expected an array of row objects."
+    if problem.kind == "not_object":
+        return _not_an_object(file, problem.index if kind == "json" else problem.line, str(problem.found))
+    if kind == "jsonl":
+        return f"{file} line {problem.line} is not valid JSON ({problem.detail}); each line must be one JSON object."
+    where = f"line {problem.line}, column {problem.column}" if problem.column is not None else f"line {problem.line}"
+    return f"{file} is not valid JSON ({where}: {problem.detail}); fix the file or save it as CSV."
 
 
 def _rows_from_object(data: dict, file: Path) -> list:
@@ -158,23 +145,14 @@ def _rows_from_object(data: dict, file: Path) -> list:
                     f"put the rows under \"rows\" or make the file an array.")
 
 
-def _parse_jsonl(text: str, file: Path) -> list[dict]:
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvalError(f"{file} line {lineno} is not valid JSON ({exc.msg}); each line must be one JSON object.") from None
-        rows.append(_as_row(item, lineno, file))
-    return rows
-
-
 def _as_row(item, number: int, file: Path) -> dict:
     if not isinstance(item, dict):
-        raise EvalError(f"{file} row {number} is a JSON {type(item).__name__}, not an object; write each row as {{\"column\": value, ...}}.")
+        raise EvalError(_not_an_object(file, number, type(item).__name__))
     return _flatten_chat(item)
+
+
+def _not_an_object(file: Path, number: int | None, type_name: str) -> str:
+    return f"{file} row {number} is a JSON {type_name}, not an object; write each row as {{\"column\": value, ...}}."
 
 
 def _flatten_chat(row: dict) -> dict:
@@ -195,30 +173,20 @@ def _flatten_chat(row: dict) -> dict:
     return out
 
 
-def _parse_csv(text: str, file: Path, delimiter: str | None) -> list[dict]:
-    if delimiter is None:
-        try:
-            delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",\t;|").delimiter
-        except csv.Error:
-            delimiter = ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise EvalError(f"{file} has no header row; the first line must name the columns.") from None
-    header = [h.strip() for h in header]
+def _csv_rows(table: tables.Table, file: Path) -> list[dict]:
+    header = table.columns
+    if header is None:
+        raise EvalError(f"{file} has no header row; the first line must name the columns.")
     if not any(header):
         raise EvalError(f"{file} has an empty header row; the first line must name the columns.")
     dupes = sorted({h for h in header if h and header.count(h) > 1})
     if dupes:
         raise EvalError(f"{file} repeats column name(s) {', '.join(dupes)}; give every column a unique name.")
-    rows = []
-    for lineno, values in enumerate(reader, start=2):
-        if len(values) > len(header) and any(v.strip() for v in values[len(header):]):
-            raise EvalError(f"{file} line {lineno} has {len(values)} fields but the header names {len(header)}; "
-                            "quote values that contain the delimiter.")
-        rows.append({h: (values[i] if i < len(values) else "") for i, h in enumerate(header) if h})
-    return rows
+    problem = table.first_problem
+    if problem is not None:  # the reader's only CSV row problem: more cells than the header names
+        raise EvalError(f"{file} line {problem.line} has {problem.found} fields but the header names {problem.expected}; "
+                        "quote values that contain the delimiter.")
+    return [row.data for row in table.rows]
 
 
 def _is_empty_row(row: dict) -> bool:

@@ -11,7 +11,8 @@ Logging problems never stop an eval: they are counted and reported as a notice.
 from __future__ import annotations
 
 import logging
-import os
+
+from tunepilot.core.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class PromptLayerLogger:
 
     @classmethod
     def from_env(cls, run_name: str = "", tags: list[str] | None = None) -> "PromptLayerLogger":
-        api_key = os.environ.get("PROMPTLAYER_API_KEY")
+        api_key = settings().promptlayer_api_key
         if not api_key:
             return cls(None, run_name, tags)
         from promptlayer import PromptLayer

@@ -14,13 +14,13 @@ records it and goes on.
 from __future__ import annotations
 
 import math
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from evals.errors import EvalError
 from evals.spec import GenerationSpec, ProviderSpec
+from tunepilot.core.settings import openai_endpoint
 
 OPENAI_PREFIX = "openai:"
 
@@ -124,6 +124,7 @@ class LocalProvider(Provider):
         """exp(mean token loss) of the expected reply, teacher-forced after the prompt (the reply's tokens only)."""
         import torch
 
+        from trainer.models import generation
         from trainer.models.chat_format import has_chat_template, render_prompt
 
         loaded = self.loaded()
@@ -133,8 +134,9 @@ class LocalProvider(Provider):
         if not full.startswith(prompt):  # templates that re-render earlier turns differently
             full = prompt + expected
         add_special = not has_chat_template(tok)
-        prompt_ids = tok(prompt, add_special_tokens=add_special)["input_ids"]
-        full_ids = tok(full, add_special_tokens=add_special)["input_ids"]
+        # Locked tokenization: the UI may be chatting with this same loaded model meanwhile.
+        prompt_ids = generation.token_ids(tok, prompt, add_special)
+        full_ids = generation.token_ids(tok, full, add_special)
         if len(full_ids) <= len(prompt_ids):
             raise EvalError("the expected answer is empty, so it has no perplexity")
         input_ids = torch.tensor([full_ids], device=loaded.model.device)
@@ -152,8 +154,13 @@ class OpenAIProvider(Provider):
     def __init__(self, spec: ProviderSpec):
         super().__init__(spec)
         self.model = spec.id[len(OPENAI_PREFIX):]
-        self.base_url = spec.base_url or os.environ.get("TUNEPILOT_OPENAI_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
-        self.api_key = (spec.api_key or os.environ.get("TUNEPILOT_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY"))
+        # The model is the id's; the endpoint and timeout follow the one precedence (config > env > default).
+        # timeout_s counts as given only when the config wrote it, so TUNEPILOT_OPENAI_TIMEOUT applies otherwise.
+        endpoint = openai_endpoint(base_url=spec.base_url, api_key=spec.api_key,
+                                   timeout=spec.timeout_s if "timeout_s" in spec.model_fields_set else None)
+        self.base_url = endpoint.base_url
+        self.api_key = endpoint.api_key
+        self.timeout_s = endpoint.timeout
         self._client = None
         # Set once a whole batch failed to connect: later rows fail at once instead of each timing out.
         self.unreachable: str | None = None
@@ -171,7 +178,7 @@ class OpenAIProvider(Provider):
 
             # Local OpenAI-compatible servers ignore the key, but the client insists on one.
             self._client = OpenAI(base_url=self.base_url, api_key=self.api_key or "not-needed",
-                                  timeout=self.spec.timeout_s, max_retries=0)
+                                  timeout=self.timeout_s, max_retries=0)
         return self._client
 
     def generate(self, messages_batch: list[list[dict]], gen: GenerationSpec) -> list[Generation]:

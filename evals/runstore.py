@@ -9,12 +9,12 @@ earlier one; `compact` rewrites the file with the surviving records once a run c
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path
 
 from evals.errors import EvalError
+from tunepilot.core import atomic
 
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -65,17 +65,14 @@ def latest_records(records: list[dict]) -> dict[tuple[str, str], dict]:
 
 
 def compact(run_dir: Path, records: list[dict]) -> None:
-    tmp = run_dir / (RESULTS_FILE + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    """Rewrite results.jsonl with `records` only, atomically: a crash keeps the longer, still valid file."""
+    with atomic.open_atomic(run_dir / RESULTS_FILE, "w") as fh:
         for rec in records:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    os.replace(tmp, run_dir / RESULTS_FILE)
 
 
 def write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_json(path, data, default=str)
 
 
 def load_run(run_dir: str | Path) -> tuple[dict, list[dict]]:

@@ -1,22 +1,21 @@
 """The BM25 side of hybrid search: a snapshot of a collection's chunks, tokenised and indexed.
 
 The snapshot is derived from Chroma (the source of truth) and tagged with the collection revision
-it was built from. It is written as one file through a temp file + `os.replace`, so a reader never
+it was built from. It is written as one file atomically (`tunepilot.core.atomic`), so a reader never
 sees half of one and a crash leaves the previous snapshot in place. It also holds every chunk's
 text and metadata, which lets search return dense hits without a second round trip to Chroma.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from knowledge.chunking import heading_prefix
+from tunepilot.core import atomic
 from tunepilot.core.language import tokenize
 
 FORMAT = 1
@@ -79,21 +78,13 @@ def build(ids: list[str], texts: list[str], metas: list[dict], revision: str, pr
 
 def save(snap: Snapshot, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(
-                {"format": FORMAT, "revision": snap.revision, "ids": snap.ids, "texts": snap.texts,
-                 "metas": snap.metas, "tokens": snap.tokens, "bm25": snap.bm25},
-                fh,
-                protocol=pickle.HIGHEST_PROTOCOL,
-            )
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic.open_atomic(path, "wb") as fh:
+        pickle.dump(
+            {"format": FORMAT, "revision": snap.revision, "ids": snap.ids, "texts": snap.texts,
+             "metas": snap.metas, "tokens": snap.tokens, "bm25": snap.bm25},
+            fh,
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
 
 
 def load(path: Path) -> Snapshot | None:

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from knowledge import KnowledgeError
+from tunepilot.core.settings import settings
 
 
 class Embedder(Protocol):
@@ -99,12 +100,9 @@ def _query_pool():
 
 
 def _device() -> str:
-    try:
-        import torch
+    import torch
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def default_model_path() -> Path:
@@ -114,7 +112,7 @@ def default_model_path() -> Path:
 
 
 def spec() -> str:
-    return os.environ.get("TUNEPILOT_EMBEDDINGS", "").strip()
+    return settings().embeddings
 
 
 _cache: dict[str, Embedder] = {}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from langchain_core.documents import Document
 
+from tunepilot.core.settings import settings
 from tunepilot.core.text_encoding import UndecodableText, decode_text
 
 SUPPORTED = {
@@ -30,7 +31,6 @@ SUPPORTED = {
     ".pdf": "pdf",
 }
 IGNORED_DIRS = {"node_modules", "__pycache__", "site-packages", "venv", "_build", "build", "dist"}
-DEFAULT_MAX_MB = 20.0
 
 
 class LoadError(Exception):
@@ -52,15 +52,7 @@ class LoadedDoc:
 
 
 def max_file_bytes() -> int:
-    try:
-        mb = float(os.environ.get("TUNEPILOT_MAX_FILE_MB", DEFAULT_MAX_MB))
-    except ValueError:
-        mb = DEFAULT_MAX_MB
-    return int(mb * 1024 * 1024)
-
-
-def is_supported(path: Path) -> bool:
-    return path.suffix.lower() in SUPPORTED
+    return int(settings().max_file_mb * 1024 * 1024)
 
 
 def walk(root: Path) -> list[Path]:
@@ -390,25 +382,24 @@ def load(path: Path, data: bytes | None = None) -> LoadedDoc:
 
 
 def _load_pdf(path: Path, data: bytes) -> LoadedDoc:
-    import warnings
+    import io
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # "langchain-community is being sunset"
-        from langchain_community.document_loaders import PyPDFLoader
+    from pypdf import PdfReader
 
     if not data[:1024].lstrip().startswith(b"%PDF"):
         raise LoadError("broken PDF (no %PDF header)")
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
-        pages = PyPDFLoader(str(path)).load()
+        reader = PdfReader(io.BytesIO(data))
+        texts = [page.extract_text() or "" for page in reader.pages]
+        title = str((reader.metadata or {}).get("/Title") or "").strip()
     except Exception as exc:  # pypdf raises many types for damaged files
         raise LoadError(f"broken PDF ({type(exc).__name__}: {str(exc)[:120]})") from None
     parts = []
-    for page in pages:
-        text = strip_license_header(page.page_content or "")
+    for number, raw in enumerate(texts, start=1):
+        text = strip_license_header(raw)
         if text.strip():
-            parts.append(Document(page_content=text, metadata={"page": int(page.metadata.get("page", 0)) + 1}))
+            parts.append(Document(page_content=text, metadata={"page": number}))
     if not parts:
         raise LoadError("no extractable text in PDF (scanned images need OCR first)")
-    title = str(pages[0].metadata.get("title") or "").strip() if pages else ""
     return LoadedDoc(kind="text", title=title or path.stem, parts=parts, encoding="pdf")

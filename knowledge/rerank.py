@@ -6,11 +6,11 @@ downloaded). The model is loaded once per process.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 from knowledge import KnowledgeError
+from tunepilot.core.settings import settings
 
 _models: dict[str, object] = {}
 _lock = threading.Lock()
@@ -33,7 +33,7 @@ def _model(path: str):
 
 def rerank(query: str, ids: list[str], passages: list[str]) -> list[tuple[str, float]]:
     """(id, score) best first, scored by the configured cross-encoder."""
-    path = os.environ.get("TUNEPILOT_RERANKER", "").strip()
+    path = settings().reranker
     if not path:
         raise KnowledgeError("rerank requested but TUNEPILOT_RERANKER is not set to a cross-encoder folder")
     if not ids:

@@ -10,7 +10,6 @@ refreshed only when the collection's revision changes (checked at most once a se
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
@@ -20,7 +19,8 @@ from knowledge import KnowledgeError, bm25_index
 from knowledge import store as stores
 from knowledge.chunking import passage
 from knowledge.embeddings import get_embedder
-from tunepilot.core.language import query_lang, tokenize
+from tunepilot.core.language import detect_lang, tokenize
+from tunepilot.core.settings import settings
 
 MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60
@@ -193,9 +193,9 @@ def search(
     state = _state(stores.check_collection_name(collection), chroma_url)
     _refresh(state)
 
-    use_rerank = rerank if rerank is not None else bool(os.environ.get("TUNEPILOT_RERANKER"))
+    use_rerank = rerank if rerank is not None else bool(settings().reranker)
     depth = max(CANDIDATES, k, RERANK_CANDIDATES if use_rerank else 0)
-    w_dense, w_bm25 = WEIGHTS[query_lang(query)]
+    w_dense, w_bm25 = WEIGHTS[detect_lang(query)]
     if mode == "dense":
         ranked = _dense(state, query, depth)
     elif mode == "bm25":

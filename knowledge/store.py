@@ -23,6 +23,7 @@ from typing import Iterator
 from urllib.parse import urlparse
 
 from knowledge import KnowledgeError
+from tunepilot.core.settings import settings
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,61}[A-Za-z0-9]$|^[A-Za-z0-9]$")
 _PAGE = 5000
@@ -38,7 +39,7 @@ def check_collection_name(name: str) -> str:
 
 
 def chroma_url(explicit: str | None = None) -> str | None:
-    return (explicit or os.environ.get("TUNEPILOT_CHROMA_URL") or "").strip() or None
+    return (explicit or settings().chroma_url or "").strip() or None
 
 
 @dataclass
@@ -77,10 +78,10 @@ class Store:
         import chromadb
         from chromadb.config import Settings
 
-        settings = Settings(anonymized_telemetry=False)
+        chroma_settings = Settings(anonymized_telemetry=False)
         if not self.url:
             self.path.mkdir(parents=True, exist_ok=True)
-            return chromadb.PersistentClient(path=str(self.path), settings=settings)
+            return chromadb.PersistentClient(path=str(self.path), settings=chroma_settings)
         parsed = urlparse(self.url if "://" in self.url else f"http://{self.url}")
         if not parsed.hostname:
             raise KnowledgeError(f"--chroma-url {self.url!r} is not a URL like http://127.0.0.1:8000")
@@ -89,7 +90,7 @@ class Store:
                 host=parsed.hostname,
                 port=parsed.port or (443 if parsed.scheme == "https" else 8000),
                 ssl=parsed.scheme == "https",
-                settings=settings,
+                settings=chroma_settings,
             )
             client.heartbeat()
         except Exception as exc:
@@ -210,7 +211,7 @@ def get_store(url: str | None = None) -> Store:
     url = chroma_url(url)
     # Keyed on the workspace setting, not index_dir() (which probes the disk): tests and users
     # switch TUNEPILOT_HOME within one process, and this runs on every search.
-    key = url or f"{os.environ.get('TUNEPILOT_HOME', '')}\0{os.getcwd()}"
+    key = url or f"{settings().home}\0{os.getcwd()}"
     with _stores_lock:
         if key not in _stores:
             _stores[key] = Store(url)

@@ -1,4 +1,9 @@
-"""Shared fixtures: an isolated $TUNEPILOT_HOME for every test and a tiny in-process model."""
+"""Shared fixtures (an isolated $TUNEPILOT_HOME for every test, a tiny in-process model) and the test lanes.
+
+Lanes (markers registered in pyproject.toml): a test is `unit` unless it is marked `integration`
+or `browser`; `slow` tests (the real default model) are integration too. So `-m unit` is the fast
+lane and needs no marker on the many small tests; helpers shared by modules live in tests/support.py.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,17 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+NOT_UNIT = ("integration", "browser")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook applies `-m`
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.integration)
+        if not any(item.get_closest_marker(name) for name in NOT_UNIT):
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture(autouse=True)

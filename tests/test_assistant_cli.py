@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from tests.test_assistant_answer import FakeRetriever
+from tests.support import FakeRetriever
 from tunepilot.cli.main import app
 
 
@@ -96,7 +96,7 @@ def test_chat_user_mistakes_do_not_end_the_session(fake_index):
 
 
 def test_chat_launch_creates_a_job_from_the_last_config(fake_index, monkeypatch):
-    from trainer.jobs import queue as jobs
+    from trainer import jobs
 
     created = {}
 
@@ -124,7 +124,7 @@ def test_chat_with_unconfigured_openai_engine_still_builds_configs(fake_index, m
 
 
 def test_ask_with_openai_engine_streams_then_prints_the_guarded_answer(fake_index, monkeypatch):
-    from tests.test_assistant_openai import FakeOpenAI
+    from tests.support import FakeOpenAI
 
     reply = "A typical learning rate for LoRA is 2e-4, about ten times higher than for full fine-tuning [1]."
     with FakeOpenAI(lambda body: reply) as server:

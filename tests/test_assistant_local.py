@@ -7,7 +7,7 @@ import pytest
 from assistant.answer import answer
 from assistant.config_from_text import config_from_text
 from assistant.engines.local_engine import LocalEngine
-from tests.test_assistant_answer import FakeRetriever
+from tests.support import FakeRetriever
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +19,7 @@ def _fresh_generation_cache():
     generation.clear_cache()
 
 
+@pytest.mark.integration
 def test_local_engine_runs_the_model_through_the_pipeline(tiny_model_dir):
     result = answer("What learning rate should I use for LoRA?", engine="local", model=str(tiny_model_dir),
                     retriever=FakeRetriever(), max_new_tokens=24)
@@ -31,6 +32,7 @@ def test_local_engine_runs_the_model_through_the_pipeline(tiny_model_dir):
         assert all(f"[{c.n}]" in result.answer for c in result.citations)
 
 
+@pytest.mark.integration
 def test_local_engine_prompt_keeps_roles_and_documents_in_the_user_turn(tiny_model_dir, monkeypatch):
     from trainer.models import generation
 
@@ -51,6 +53,7 @@ def test_local_engine_prompt_keeps_roles_and_documents_in_the_user_turn(tiny_mod
     assert result.answer == "A typical learning rate for LoRA is 2e-4 [1]."
 
 
+@pytest.mark.integration
 def test_local_stream_returns_model_text(tiny_model_dir):
     from assistant.engines.base import Passage
 
@@ -59,6 +62,7 @@ def test_local_stream_returns_model_text(tiny_model_dir):
     assert len(pieces) == 1 and isinstance(pieces[0], str)
 
 
+@pytest.mark.integration
 def test_local_structured_output_failure_falls_back_to_the_parser(tiny_model_dir):
     engine = LocalEngine(model=str(tiny_model_dir), max_new_tokens=8, json_max_new_tokens=8)
     result = config_from_text("fine-tune gemma-3-270m on data.jsonl with LoRA, 2 epochs", engine=engine)

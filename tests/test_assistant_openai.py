@@ -8,82 +8,16 @@ extractive engine when the endpoint is down or slow.
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from assistant.answer import Answer, answer, stream_answer
 from assistant.config_from_text import config_from_text
 from assistant.engines.openai_engine import OpenAIEngine
-from tests.test_assistant_answer import FakeRetriever
+from tests.support import FakeOpenAI, FakeRetriever, free_port
 
 GOOD = ("A typical learning rate for LoRA is 2e-4, about ten times higher than for full fine-tuning [1]. "
         "The moon landing happened in 1969 with the Apollo eleven crew [2].")
-
-
-class FakeOpenAI:
-    """Scripted chat-completions server: `reply(body) -> str`; records every request body."""
-
-    def __init__(self, reply, delay: float = 0.0):
-        self.reply = reply
-        self.delay = delay
-        self.requests: list[dict] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append(body)
-                if server.delay:
-                    time.sleep(server.delay)
-                text = server.reply(body)
-                if body.get("stream"):
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/event-stream")
-                    self.end_headers()
-                    words = text.split(" ")
-                    for i, word in enumerate(words):
-                        piece = word + (" " if i < len(words) - 1 else "")
-                        self._event({"choices": [{"index": 0, "delta": {"role": "assistant", "content": piece}, "finish_reason": None}]})
-                    self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-                    self.wfile.write(b"data: [DONE]\n\n")
-                    return
-                payload = json.dumps({
-                    "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                }).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def _event(self, chunk):
-                chunk.update({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": "fake"})
-                self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-                self.wfile.flush()
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -91,12 +25,6 @@ def no_openai_env(monkeypatch):
     for var in ("TUNEPILOT_OPENAI_BASE_URL", "OPENAI_BASE_URL", "TUNEPILOT_OPENAI_API_KEY", "OPENAI_API_KEY",
                 "TUNEPILOT_OPENAI_MODEL"):
         monkeypatch.delenv(var, raising=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_streams_and_guards_citations(no_openai_env):
@@ -165,7 +93,7 @@ def test_answer_in_the_question_language_is_requested(no_openai_env):
 
 
 def test_endpoint_down_falls_back_to_extractive_and_says_so(no_openai_env):
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     result = answer("What learning rate should I use for LoRA?", engine="openai", retriever=FakeRetriever(), base_url=url)
     assert result.engine == "extractive" and result.grounded
     assert "The openai engine is unavailable" in result.answer
@@ -212,7 +140,7 @@ def test_structured_output_for_config_from_text(no_openai_env):
 
 
 def test_structured_output_server_down_falls_back(no_openai_env):
-    engine = OpenAIEngine(base_url=f"http://127.0.0.1:{_free_port()}/v1", model="fake")
+    engine = OpenAIEngine(base_url=f"http://127.0.0.1:{free_port()}/v1", model="fake")
     result = config_from_text("fine-tune gemma-3-270m on data.jsonl with LoRA, 2 epochs", engine=engine)
     assert result["config"]["training"]["epochs"] == 2
     assert result["validation"]["warnings"][0]["rule_id"] == "request.llm-fallback"

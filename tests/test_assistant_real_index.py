@@ -13,7 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.answer import answer
-from assistant.language import detect_lang
+from tunepilot.core.language import detect_lang
+
+pytestmark = pytest.mark.integration
 
 TOPICS = ("lora.md", "qlora.md", "hyperparameters.md", "optimizers.md")
 

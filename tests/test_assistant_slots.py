@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from assistant.config_from_text import detect_training_intent
-from assistant.slots import canonical_model, cn_number, parse_float, parse_slots
+from assistant.slots import (
+    _MODEL_FAMILIES,
+    canonical_model,
+    cn_number,
+    parse_float,
+    parse_slots,
+)
+from trainer.models.catalog import FAMILIES
 
 
 @pytest.mark.parametrize("text, value", [
@@ -126,3 +133,50 @@ def test_canonical_model_names(family, version, size, name):
 ])
 def test_detect_training_intent(text, intent):
     assert detect_training_intent(text) is intent
+
+
+# --------------------------------------------------------------------------- parser <-> catalogue
+
+# How a request names each family of the model catalogue ({size} is the catalogue's size token),
+# and the parser family (assistant.slots._MODEL_FAMILIES) that reads it.
+CATALOGUE_PHRASES = {
+    "qwen2.5": ("qwen", "qwen2.5 {size}"), "qwen3": ("qwen", "qwen 3 {size}"), "qwen2": ("qwen", "qwen2 {size}"),
+    "llama3": ("llama", "llama 3.1 {size}"), "llama2": ("llama", "llama 2 {size}"), "llama1": ("llama", "llama 1 {size}"),
+    "mistral": ("mistral", "mistral {size}"), "gemma3": ("gemma", "gemma 3 {size}"), "gemma2": ("gemma", "gemma 2 {size}"),
+    "chatglm3": ("chatglm", "chatglm3 {size}"), "chatglm2": ("chatglm", "chatglm2 {size}"),
+    "baichuan2": ("baichuan", "baichuan2 {size}"), "internlm2": ("internlm", "internlm2 {size}"),
+    "yi": ("yi", "yi {size}"), "phi3": ("phi", "phi 3 {size}"), "phi3.5": ("phi", "phi 3.5 {size}"),
+    "phi4": ("phi", "phi 4 {size}"), "deepseek": ("deepseek", "deepseek {size}"),
+}
+# Families whose name alone picks a size (canonical_model's defaults).
+DEFAULT_SIZED = ["llama 3", "mistral", "gemma", "chatglm", "baichuan", "internlm", "deepseek", "phi 4"]
+
+
+def _sized(request: str):
+    from assistant.config_from_text import config_from_text
+    from trainer.planning import memory
+    from trainer.planning.config_io import parse_config
+
+    result = config_from_text(f"fine-tune {request} on data.jsonl with LoRA")
+    cfg = parse_config(result["config"])
+    memory.estimate(cfg)  # raises EstimateError for a model it cannot size
+    return cfg.model.base_model, memory.model_dims(cfg)
+
+
+def test_every_parser_family_and_catalogue_family_are_paired():
+    assert set(CATALOGUE_PHRASES) == {family for family, _ in FAMILIES}
+    assert {parser for parser, _ in CATALOGUE_PHRASES.values()} == {family for family, _ in _MODEL_FAMILIES}
+
+
+@pytest.mark.parametrize("key", sorted(FAMILIES))
+def test_every_model_id_the_parser_emits_is_sized_by_the_estimator(key):
+    family, size = key
+    request = CATALOGUE_PHRASES[family][1].format(size=size)
+    base_model, dims = _sized(request)
+    assert dims == FAMILIES[key], (request, base_model)
+
+
+@pytest.mark.parametrize("request_text", DEFAULT_SIZED)
+def test_family_defaults_are_sized_too(request_text):
+    base_model, dims = _sized(request_text)
+    assert dims.total_params > 0, base_model

@@ -130,12 +130,6 @@ def test_from_text_uses_the_assistant_module(tmp_path, monkeypatch):
     assert load_config(out).method.type == "lora"
 
 
-def test_from_text_without_the_module_fails_cleanly(monkeypatch):
-    monkeypatch.setitem(sys.modules, "assistant.config_from_text", None)  # import raises ImportError
-    result = run("--from-text", "hello")
-    assert result.exit_code == 2 and "config_from_text" in result.output
-
-
 def test_diffusion_cli(tmp_path):
     images = tmp_path / "images"
     images.mkdir()
@@ -158,3 +152,16 @@ def test_diffusion_cli(tmp_path):
     assert "diffusion-repeats-min" in {e["rule_id"] for e in json.loads(result.stdout)["errors"]}
     result = run("diffusion", "export", broken, "--out", tmp_path / "k2")
     assert result.exit_code == 2 and "fix them" in result.output
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_diffusion_init_writes_every_config_format_it_reads(tmp_path, suffix):
+    from trainer.planning.diffusion import load_diffusion
+
+    out = tmp_path / f"lora{suffix}"
+    result = run("diffusion", "init", "--base", "sd15", "--images", "图片", "--out", out)
+    assert result.exit_code == 0 and f"wrote {out}" in result.output
+    assert load_diffusion(out).dataset.image_dir == "图片"
+    assert "图片" in out.read_text(encoding="utf-8")  # written as UTF-8, not escaped
+    result = run("diffusion", "init", "--out", tmp_path / "lora.txt")
+    assert result.exit_code == 2 and ".toml, .yaml, .yml or .json" in result.output

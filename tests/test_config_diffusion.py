@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import tomllib
 
+from trainer.models.device import Environment
 from trainer.planning.config_io import ConfigError
 from trainer.planning.diffusion import (
     DIFFUSION_RULES,
@@ -15,7 +16,6 @@ from trainer.planning.diffusion import (
     step_plan,
     validate_diffusion,
 )
-from trainer.planning.rules import Environment
 
 GPU_BOX = Environment(has_cuda=True, has_bitsandbytes=True, cuda_bf16=True, cuda_memory_gb=24.0)
 CPU_ONLY = Environment()

@@ -145,3 +145,20 @@ def test_json_schema_describes_every_key():
     jsonschema.validate(preset("lora").to_dict(), schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"training": {"num_epochs": 3}}, schema)
+
+
+def test_one_writer_for_text_and_files(tmp_path):
+    from trainer.planning.config_io import dumps_config, dumps_data, write_data
+
+    cfg = preset("lora")
+    cfg.sampling.prompts = ["你好"]
+    assert dumps_config(cfg, "yaml") == dumps_data(cfg.to_dict(), "yaml") and "你好" in dumps_config(cfg, "yaml")
+    path = dump_config(cfg, tmp_path / "c.json")
+    assert path.read_text(encoding="utf-8") == dumps_config(cfg, "json") + "\n"
+    assert dump_config(cfg, tmp_path / "c.toml").read_text(encoding="utf-8") == dumps_config(cfg, "toml")
+    # plain data (kohya's files) goes through the same writer; files are replaced whole, no temp left behind
+    write_data({"a": {"b": 1}}, tmp_path / "k.toml")
+    assert (tmp_path / "k.toml").read_text() == "[a]\nb = 1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "c.toml", "k.toml"]
+    with pytest.raises(ConfigError, match="unknown config format"):
+        dumps_data({}, "ini")

@@ -6,21 +6,14 @@ import json
 
 import pytest
 
+from tests.support import chat_row, write_jsonl
+from tests.support import preset_cfg as cfg
 from trainer.models.catalog import dims_from_folder, match_name
-from trainer.planning.config_io import parse_config
+from trainer.models.device import Environment
 from trainer.planning.hardware import lookup_gpu
 from trainer.planning.memory import EstimateError, estimate
-from trainer.planning.presets import preset
-from trainer.planning.rules import Environment
 
 GPU_BOX = Environment(has_cuda=True, has_bitsandbytes=True, cuda_bf16=True, cuda_memory_gb=80.0)
-
-
-def cfg(name="lora", **sections):
-    data = preset(name).to_dict()
-    for section, values in sections.items():
-        data.setdefault(section, {}).update(values)
-    return parse_config(data)
 
 
 def test_65b_qlora_fits_in_48_gb():
@@ -181,9 +174,8 @@ def test_gpu_catalog_unknown(name):
 # ---------------------------------------------------------------- data-aware estimates
 
 def _write_chat(path, rows):
-    path.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]},
-                                         ensure_ascii=False) for q, a in rows) + "\n", encoding="utf-8")
-    return path
+    """`rows` are (question, answer) pairs."""
+    return write_jsonl(path, [chat_row(q, a) for q, a in rows])
 
 
 CHAT_ROWS = [("What is LoRA?", "LoRA adds low-rank adapters to a frozen model."),

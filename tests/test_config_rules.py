@@ -9,24 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from trainer.planning.config_io import parse_config
+from tests.support import chat_row, write_jsonl
+from tests.support import preset_cfg as cfg_from
+from trainer.models.device import Environment
 from trainer.planning.diffusion import DIFFUSION_RULES
 from trainer.planning.presets import PRESETS, explain, preset
-from trainer.planning.rules import RULES, Environment, validate
+from trainer.planning.rules import RULES, validate
 
 DOCS = Path(__file__).resolve().parents[1] / "knowledge" / "docs"
 GPU_BOX = Environment(has_cuda=True, has_bitsandbytes=True, cuda_bf16=True, cuda_memory_gb=80.0, description="a test GPU box")
 CUDA_NO_BNB = Environment(has_cuda=True, has_bitsandbytes=False, cuda_bf16=True, cuda_memory_gb=80.0, description="a CUDA box")
 CPU_ONLY = Environment(description="this laptop (no CUDA GPU)")
 OLD_GPU = Environment(has_cuda=True, has_bitsandbytes=True, cuda_bf16=False, cuda_memory_gb=16.0, description="a T4 box")
-
-
-def cfg_from(name: str = "lora", **sections):
-    """A preset's data with some keys overridden, parsed like a file (so `model_fields_set` is real)."""
-    data = preset(name).to_dict()
-    for section, values in sections.items():
-        data.setdefault(section, {}).update(values)
-    return parse_config(data)
 
 
 def _memory_tight():
@@ -37,9 +31,7 @@ def _memory_tight():
 
 
 def _chat_file(tmp_path: Path) -> str:
-    path = tmp_path / "train.jsonl"
-    path.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}) + "\n")
-    return str(path)
+    return str(write_jsonl(tmp_path / "train.jsonl", [chat_row("hi", "hello")]))
 
 
 # rule id -> (config builder(tmp_path), environment, for_launch)
@@ -235,3 +227,11 @@ def test_dataset_format_detection_reads_gbk_and_csv(tmp_path):
     table.write_text("prompt,completion\nhi,hello\n")
     assert detect_format(table) == "prompt_completion"
     assert detect_format(tmp_path / "missing.jsonl") is None
+
+
+def test_chinese_readers_get_chinese_citations():
+    cfg = cfg_from("qlora", saving={"merge_after_training": True})
+    [en] = [f for f in validate(cfg, env=GPU_BOX).warnings if f.rule_id == "merge-qlora-adapter"]
+    [zh] = [f for f in validate(cfg, env=GPU_BOX, lang="zh").warnings if f.rule_id == "merge-qlora-adapter"]
+    assert (en.source, en.heading) == ("en/qlora.md", "Merging a QLoRA adapter")
+    assert (zh.source, zh.heading) == ("zh/qlora.md", "合并 QLoRA 适配器") and zh.message == en.message

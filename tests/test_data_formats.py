@@ -6,17 +6,12 @@ import json
 
 import pytest
 
+from tests.support import write_jsonl
 from trainer.data.check import check_dataset
 from trainer.data.formats import DataError, load_examples, read_dataset
 
 CHAT = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
                      {"role": "assistant", "content": "Hello!"}]}
-
-
-def write_jsonl(path, rows):
-    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows) + "\n",
-                    encoding="utf-8")
-    return path
 
 
 def test_chat_jsonl_is_loaded_as_is(tmp_path):
@@ -52,6 +47,31 @@ def test_json_array_and_csv_formats(tmp_path):
     csv_file.write_text("instruction,input,output\nSay hi,,hi\n\"Multi\nline\",x,y\n", encoding="utf-8")
     examples = load_examples(csv_file)
     assert examples[1]["messages"][0]["content"] == "Multi\nline\n\nx"
+
+
+def test_file_kind_follows_the_content_and_csv_rows_keep_their_lines(tmp_path):
+    """The shared table reader (tunepilot.core.tables): a .jsonl array is JSON, a .json of lines is JSON Lines."""
+    rows = [{"prompt": "a", "completion": "b"}, {"prompt": "c", "completion": "d"}]
+    (tmp_path / "array.jsonl").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    loaded = read_dataset(tmp_path / "array.jsonl")
+    assert loaded.file_format == "json" and len(loaded.examples) == 2 and loaded.lines == [2, 6]
+    write_jsonl(tmp_path / "lines.json", rows)
+    loaded = read_dataset(tmp_path / "lines.json")
+    assert loaded.file_format == "jsonl" and loaded.lines == [1, 2]
+    csv_file = tmp_path / "d.csv"
+    csv_file.write_text('prompt,completion\n"two\nlines",x\nshort\nc,d,extra\n', encoding="utf-8")
+    loaded = read_dataset(csv_file)
+    assert loaded.lines == [2]
+    assert loaded.errors == [{"line": 4, "message": "missing field 'completion'"},
+                             {"line": 5, "message": "1 more value(s) than the 2 header columns"}]
+    good = json.dumps(CHAT["messages"]).replace('"', '""')
+    (tmp_path / "cells.csv").write_text(f'messages\n"{good}"\n"[{{""role"": ""user""}}"\n', encoding="utf-8")
+    loaded = read_dataset(tmp_path / "cells.csv", fmt="chat")
+    assert loaded.examples == [CHAT] and loaded.errors[0]["line"] == 3
+    assert loaded.errors[0]["message"].startswith("column 'messages' is not valid JSON")
+    (tmp_path / "d.tsv").write_text("prompt\tcompletion\na\tb\n", encoding="utf-8")
+    with pytest.raises(DataError, match="unsupported file type .tsv"):
+        read_dataset(tmp_path / "d.tsv")
 
 
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "gbk", "gb18030"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from tunepilot.cli.main import app
@@ -20,6 +21,7 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+@pytest.mark.integration
 def test_eval_run_json_shape_and_fail_under(tmp_path, tiny_model_dir):
     data = write_csv(tmp_path / "q.csv")
     out = tmp_path / "run"
@@ -61,6 +63,7 @@ def test_eval_run_user_errors_exit_2_with_one_line(tmp_path, tiny_model_dir):
     assert result.exit_code == 2 and "not SCORER=VALUE" in result.stderr
 
 
+@pytest.mark.integration
 def test_eval_run_from_config_file(tmp_path, tiny_model_dir):
     write_csv(tmp_path / "q.csv")
     (tmp_path / "eval.yaml").write_text(
@@ -75,6 +78,7 @@ def test_eval_run_from_config_file(tmp_path, tiny_model_dir):
     assert {r["input"] for r in records} == {"请回答：你好吗？", "请回答：Hello?"}
 
 
+@pytest.mark.integration
 def test_eval_compare_json_and_table(tmp_path, tiny_model_dir):
     from trainer.models import registry as models
 

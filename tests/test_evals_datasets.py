@@ -113,6 +113,18 @@ def test_clear_errors_for_bad_files(tmp_path):
         load_dataset(tmp_path / "blob.bin")
 
 
+def test_errors_name_the_physical_line_and_json_lines_in_a_json_file_are_read(tmp_path):
+    # The shared table reader counts lines, not records: a quoted newline moves the next row down.
+    (tmp_path / "multi.csv").write_text('q,a\n"two\nlines",x\nhello,world,x\n', encoding="utf-8")
+    with pytest.raises(EvalError, match="line 4 has 3 fields but the header names 2"):
+        load_dataset(tmp_path / "multi.csv")
+    (tmp_path / "lines.json").write_text('{"q": "a"}\n{"q": "b"}\n', encoding="utf-8")
+    assert load_dataset(tmp_path / "lines.json").rows == [{"q": "a"}, {"q": "b"}]
+    (tmp_path / "dupes.csv").write_text("q,q\n1,2\n", encoding="utf-8")
+    with pytest.raises(EvalError, match="repeats column name"):
+        load_dataset(tmp_path / "dupes.csv")
+
+
 def test_missing_columns_are_named_with_the_columns_found(tmp_path):
     (tmp_path / "q.csv").write_text(csv_text(ROWS), encoding="utf-8")
     data = load_dataset(tmp_path / "q.csv")

@@ -10,6 +10,8 @@ from evals.compare import compare
 from evals.runner import run_eval
 from evals.spec import build_spec
 
+pytestmark = pytest.mark.integration
+
 ROWS = "question,answer\nWhat is LoRA?,adapters\n你好,你好\nThe answer is,yes\n"
 
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from evals.errors import EvalError
 from evals.runner import check_fail_under, run_eval
 from evals.spec import build_spec
+from tests.support import JsonServer, free_port
 
 QUESTIONS = [
     {"question": "什么是 LoRA？", "answer": "低秩适配"},
@@ -34,42 +33,6 @@ def write_gbk_csv(path, rows=QUESTIONS):
     writer.writerows(rows)
     path.write_bytes(buf.getvalue().encode("gbk"))
     return path
-
-
-class Server:
-    """A tiny JSON HTTP server in a thread; `handler(path, body, headers)` -> (status, payload)."""
-
-    def __init__(self, handler):
-        self.calls: list[tuple[str, dict, dict]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                outer.calls.append((self.path, body, dict(self.headers)))
-                status, payload = handler(self.path, body, dict(self.headers))
-                data = json.dumps(payload).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def fake_openai(path, body, headers):
@@ -110,6 +73,7 @@ def read_jsonl(path):
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+@pytest.mark.integration
 def test_two_local_models_gbk_round_trip_and_resume(tmp_path, tiny_model_dir, spy_generate):
     from trainer.models import registry as models
 
@@ -168,6 +132,7 @@ def test_two_local_models_gbk_round_trip_and_resume(tmp_path, tiny_model_dir, sp
     assert all("icontains" in info["scores"] for info in third["models"].values())
 
 
+@pytest.mark.integration
 def test_resume_after_a_partial_run(tmp_path, tiny_model_dir, spy_generate):
     dataset = write_gbk_csv(tmp_path / "q.csv")
     out = tmp_path / "run"
@@ -183,6 +148,7 @@ def test_resume_after_a_partial_run(tmp_path, tiny_model_dir, spy_generate):
     assert summary["rows"] == 5 and summary["models"][str(tiny_model_dir)]["rows_scored"] == 5
 
 
+@pytest.mark.integration
 def test_a_model_failing_mid_run_marks_rows_as_errors_and_goes_on(tmp_path, tiny_model_dir, monkeypatch):
     from trainer.models import generation
 
@@ -251,7 +217,7 @@ def test_fail_under_checks_every_model_or_one():
 def test_openai_provider_against_a_local_compatible_server(tmp_path):
     rows = [{"q": "你好", "a": "answer: 你好"}, {"q": "please FAIL here", "a": "x"}, {"q": "2+2?", "a": "answer: 2+2?"}]
     (tmp_path / "q.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    with Server(fake_openai) as server:
+    with JsonServer(fake_openai) as server:
         spec = build_spec(dataset=str(tmp_path / "q.jsonl"), input_column="q", expected_column="a",
                           models=[{"id": "openai:tiny", "base_url": server.url + "/v1"}], out=str(tmp_path / "run"),
                           scorers=["exact", "latency", "perplexity"], system="简短回答")
@@ -268,11 +234,7 @@ def test_openai_provider_against_a_local_compatible_server(tmp_path):
 
 
 def test_unreachable_endpoint_gives_error_rows_and_a_notice(tmp_path):
-    import socket
-
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     (tmp_path / "q.csv").write_text("question,answer\na,b\nc,d\ne,f\n", encoding="utf-8")
     spec = build_spec(dataset=str(tmp_path / "q.csv"), models=[{"id": "openai:x", "base_url": f"http://127.0.0.1:{port}/v1"}],
                       scorers=["exact"], batch_size=1)
@@ -289,9 +251,10 @@ def test_openai_provider_without_an_endpoint_is_a_user_error(tmp_path, monkeypat
         run_eval(build_spec(dataset=str(tmp_path / "q.csv"), models=["openai:gpt"]), progress=False)
 
 
+@pytest.mark.integration
 def test_llm_judge_through_an_openai_compatible_judge(tmp_path, tiny_model_dir):
     (tmp_path / "q.csv").write_text("question,answer\nhi,hello\n", encoding="utf-8")
-    with Server(fake_openai) as server:
+    with JsonServer(fake_openai) as server:
         spec = build_spec(dataset=str(tmp_path / "q.csv"), models=[str(tiny_model_dir)], max_new_tokens=3,
                           scorers=["llm_judge"], judge={"base_url": server.url + "/v1", "model": "judge"})
         summary = run_eval(spec, progress=False)
@@ -315,9 +278,10 @@ def promptlayer_api(path, body, headers):
     return 404, {"success": False}
 
 
+@pytest.mark.integration
 def test_promptlayer_logging_only_with_a_key(tmp_path, tiny_model_dir, monkeypatch):
     dataset = write_gbk_csv(tmp_path / "q.csv", QUESTIONS[:2])
-    with Server(promptlayer_api) as server:
+    with JsonServer(promptlayer_api) as server:
         monkeypatch.setenv("PROMPTLAYER_BASE_URL", server.url)
         monkeypatch.delenv("PROMPTLAYER_API_KEY", raising=False)
         run_eval(build_spec(dataset=str(dataset), models=[str(tiny_model_dir)], max_new_tokens=3,
@@ -343,6 +307,7 @@ def test_promptlayer_logging_only_with_a_key(tmp_path, tiny_model_dir, monkeypat
     assert not any("PromptLayer" in n for n in summary["notices"])
 
 
+@pytest.mark.integration
 def test_adding_a_model_to_an_existing_run_folder_keeps_the_first(tmp_path, tiny_model_dir):
     from evals.compare import compare
     from trainer.models import registry as models
@@ -359,6 +324,7 @@ def test_adding_a_model_to_an_existing_run_folder_keeps_the_first(tmp_path, tiny
     assert result["paired_rows"] == 2 and result["scorers"]["exact"]["ties"] == 2
 
 
+@pytest.mark.integration
 def test_a_model_that_cannot_load_errors_its_rows_and_the_next_model_still_runs(tmp_path, tiny_model_dir):
     from trainer.models import registry as models
 

@@ -115,6 +115,7 @@ def test_classification_maps_free_text_to_given_labels():
     assert scorer.predict("I cannot tell") == "<other>"
 
 
+@pytest.mark.integration
 def test_embedding_similarity_orders_paraphrase_above_unrelated():
     scorer = SCORERS["embedding"]()
     same = scorer.score(ctx("LoRA trains small adapters", "LoRA trains small adapters"))
@@ -125,7 +126,8 @@ def test_embedding_similarity_orders_paraphrase_above_unrelated():
 
 
 def test_llm_judge_is_skipped_with_a_reason_when_unconfigured(monkeypatch):
-    for var in ("TUNEPILOT_OPENAI_BASE_URL", "TUNEPILOT_OPENAI_API_KEY", "TUNEPILOT_OPENAI_MODEL"):
+    for var in ("TUNEPILOT_OPENAI_BASE_URL", "TUNEPILOT_OPENAI_API_KEY", "TUNEPILOT_OPENAI_MODEL",
+                "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL"):
         monkeypatch.delenv(var, raising=False)
     reason = SCORERS["llm_judge"]().unavailable_reason()
     assert reason and "no judge model configured" in reason

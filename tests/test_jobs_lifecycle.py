@@ -6,30 +6,29 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 from typer.testing import CliRunner
 
-from trainer.jobs import queue as jobs
+from tests import support
+from trainer import jobs
 from trainer.planning.schema import TrainConfig
 
-ROWS = [{"messages": [{"role": "user", "content": f"Question {i}: hello"},
-                      {"role": "assistant", "content": "The answer is yes. " * (1 + i % 3)}]} for i in range(8)]
+pytestmark = pytest.mark.integration
+
+ROWS = support.chat_rows(8)
 TIMEOUT = 400
 KILL_TEST_STEPS = 60
 
 
 def make_cfg(tmp_path, model_dir, rows=ROWS, **training) -> TrainConfig:
-    data = tmp_path / f"train-{len(rows)}.jsonl"
-    data.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows), encoding="utf-8")
-    return TrainConfig.model_validate({
-        "model": {"base_model": str(model_dir), "dtype": "float32"},
-        "dataset": {"path": str(data), "max_seq_length": 48},
-        "training": {"epochs": 1, "batch_size": 4, **training},
-        "optimizer": {"learning_rate": 1e-3},
-        "saving": {"save_every_n_steps": 2},
-    })
+    """The shared tiny-model config with this module's shorter rows, checkpoints every 2 steps and
+    one data file per row list (a queued job may still read the first file when the second is written)."""
+    return support.make_cfg(tmp_path, model_dir, rows, data_name=f"train-{len(rows)}.jsonl", dataset__max_seq_length=48,
+                            optimizer__learning_rate=1e-3, saving__save_every_n_steps=2,
+                            **{f"training__{key}": value for key, value in training.items()})
 
 
 def wait_until(predicate, timeout=TIMEOUT, poll=0.3):
@@ -157,3 +156,20 @@ def test_missing_model_path_is_refused(tmp_path):
     assert not [j for j in jobs.list_jobs() if j["status"] != "failed"]
     with pytest.raises(jobs.JobError, match="No job"):
         jobs.get_job("ftjob-nope")
+
+
+def test_job_with_merge_after_training_registers_the_merged_model(tmp_path, tiny_model_dir):
+    """The worker finishes a run through the same finish_run as `tunepilot train`."""
+    from trainer.models import registry as models
+
+    cfg = make_cfg(tmp_path, tiny_model_dir, max_steps=2)
+    cfg.saving.merge_after_training = True
+    done = jobs.wait_for_job(jobs.create_job(cfg, suffix="merged")["id"], timeout=TIMEOUT)
+    assert done["status"] == "succeeded", done
+    merged = f"{done['output_dir']}/merged"
+    assert str(models.resolve(done["fine_tuned_model"]).adapter_path) == f"{done['output_dir']}/adapter"
+    assert (Path(merged) / "merge_info.json").exists()
+    messages = [e["message"] for e in jobs.job_events(done["id"])]
+    merged_at = next(i for i, m in enumerate(messages) if m.startswith(f"Merged model written to {merged}"))
+    assert messages[merged_at + 1] == f"New fine-tuned model created: {done['fine_tuned_model']}"
+    assert messages[-1] == "The job has successfully completed"

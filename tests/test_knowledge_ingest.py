@@ -187,6 +187,7 @@ def test_crash_mid_ingest_leaves_consistent_index_and_rerun_completes(corpus, mo
     assert search("梯度检查点", k=1, collection="t")[0].source == "zh/memory.md"
 
 
+@pytest.mark.integration
 def test_hard_kill_between_add_and_delete_is_repaired(corpus, tmp_path):
     """A process killed (no cleanup at all) after adding a changed file's new chunks but before
     deleting its old ones: the re-run sees two versions and replaces them with one."""
@@ -314,6 +315,7 @@ def test_the_shipped_corpus_loads_cleanly():
     assert all(m["lang"] == src.split("/")[0] for src, metas in chunks.items() for m in metas)
 
 
+@pytest.mark.integration
 def test_searches_keep_working_while_another_process_ingests(corpus, tmp_path, monkeypatch):
     """The app searching while `tunepilot ingest` runs in a terminal: no errors, and the new
     documents show up once that ingest is done (embedded Chroma keeps vectors in memory per

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.support import free_port
 from tunepilot.cli.main import app
 
+pytestmark = pytest.mark.integration
+
 FIXTURES = Path(__file__).parent / "fixtures" / "knowledge"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +26,7 @@ def chroma_server(tmp_path_factory):
     chroma = Path(sys.executable).parent / "chroma"
     if not chroma.exists():
         pytest.skip("the chroma CLI is not installed next to this python")
-    port = _free_port()
+    port = free_port()
     data = tmp_path_factory.mktemp("chroma-server")
     log = open(data / "server.log", "wb")
     proc = subprocess.Popen(

@@ -29,7 +29,7 @@ def test_tokenize_segments_chinese_with_domain_words():
 def test_detect_lang():
     assert lang.detect_lang("LoRA 冻结预训练权重，只训练一个很小的适配器。") == "zh"
     assert lang.detect_lang("LoRA freezes the base weights.") == "en"
-    assert lang.query_lang("LoRA rank 怎么选") == "zh"
+    assert lang.detect_lang("LoRA rank 怎么选") == "zh"
 
 
 # --------------------------------------------------------------------------- decoding

@@ -45,6 +45,7 @@ def test_register_rejects_folder_without_config(tmp_path):
         models.register_local("bad", tmp_path)
 
 
+@pytest.mark.integration
 def test_chat_model_generates_with_template_and_stops(tiny_model_dir):
     generation.clear_cache()
     result = runner.invoke(app, ["chat-model", str(tiny_model_dir), "--prompt", "LoRA is", "--max-new-tokens", "8", "--json"])
@@ -56,6 +57,7 @@ def test_chat_model_generates_with_template_and_stops(tiny_model_dir):
     assert loaded.tokenizer.convert_tokens_to_ids("<end_of_turn>") in loaded.stop_ids
 
 
+@pytest.mark.integration
 def test_batched_generation_matches_single(tiny_model_dir):
     loaded = generation.load(str(tiny_model_dir))
     convs = [generation.build_messages("hello"), generation.build_messages("微调是什么？ a longer prompt here")]
@@ -89,6 +91,7 @@ def test_partial_default_cache_is_not_used(tunepilot_home, monkeypatch):
     assert calls == [target]
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_default_model_provisions_and_generates():
     path = models.ensure_default_model(progress=False)
@@ -119,3 +122,134 @@ def test_gguf_unigram_tokenizer_is_rebuilt_as_bpe(tmp_path):
     assert bpe.encode("user").tokens == ["user"]
     assert bpe.encode("<start_of_turn>user").tokens == ["<start_of_turn>", "user"]
     assert bpe.encode("user").ids == [pieces.index("user")]
+
+
+# ---------------------------------------------------------------- device/dtype policy (trainer.models.device)
+
+
+def _probe(monkeypatch, cuda: bool, bf16: bool = False, mps: bool = False, memory_gib: int = 80):
+    """What `Environment.detect()` sees with torch's answers replaced."""
+    import types
+
+    import torch
+
+    from trainer.models import device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda i: types.SimpleNamespace(total_memory=memory_gib * 1024**3))
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    return device._detect.__wrapped__()  # the probe itself, not this machine's cached answer
+
+
+def test_device_policy_picks_device_and_dtype_per_machine(monkeypatch):
+    import torch
+
+    from trainer.models import device
+
+    gpu = _probe(monkeypatch, cuda=True, bf16=True)
+    assert (gpu.has_cuda, gpu.cuda_bf16, gpu.cuda_memory_gb) == (True, True, 80.0)
+    assert device.pick_device("auto", gpu) == "cuda" and device.dtype_name("cuda", "auto", gpu) == "bfloat16"
+    assert device.memory_gb("cuda", gpu) == 80.0
+    t4 = _probe(monkeypatch, cuda=True, bf16=False, memory_gib=16)
+    assert device.dtype_name("cuda", "auto", t4) == "float16"
+    mac = _probe(monkeypatch, cuda=False, mps=True)
+    assert device.pick_device("auto", mac) == "mps" and device.dtype_name("mps", "auto", mac) == "float32"
+    laptop = _probe(monkeypatch, cuda=False)
+    assert device.pick_device("auto", laptop) == "cpu" and device.pick_device("cuda", laptop) == "cuda"
+    assert "no CUDA GPU" in laptop.description
+    # Planning a CUDA run on a machine without one (no GPU named): assume a recent, bf16-capable GPU.
+    assert device.dtype_name("cuda", "auto", laptop) == "bfloat16"
+    assert device.dtype_name("cpu", "float16", laptop) == "float16"  # an explicit dtype is kept
+
+    # On the CPU, bf16 only where the CPU has bf16 units: AVX2-only CPUs emulate it (~300x slower).
+    monkeypatch.setattr(device, "_cpu_flags", lambda: "flags\t: fpu sse2 avx2 fma")
+    assert device.cpu_has_fast_bf16.__wrapped__() is False
+    monkeypatch.setattr(device, "_cpu_flags", lambda: "flags\t: fpu avx2 avx512f avx512_bf16 amx_tile")
+    assert device.cpu_has_fast_bf16.__wrapped__() is True
+    monkeypatch.setattr(device, "_cpu_flags", lambda: "")  # no /proc/cpuinfo (not Linux)
+    assert device.cpu_has_fast_bf16.__wrapped__() is False
+
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: True)
+    assert device.pick_dtype("cpu") == torch.bfloat16
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)
+    assert device.pick_dtype("cpu") == torch.float32
+
+
+def test_training_precision_follows_the_device_policy(monkeypatch):
+    import torch
+
+    from trainer.models import device
+    from trainer.models.device import Precision, training_precision
+
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: True)
+    # Adapters over a bf16 base; full fine-tuning keeps float32 master weights and autocasts.
+    assert training_precision("lora", "cpu") == Precision(torch.bfloat16, None)
+    assert training_precision("full", "cpu") == Precision(torch.float32, "bf16")
+    assert training_precision("lora", "cpu", "float16") == Precision(torch.float32, None)  # no fp16 on CPU
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)
+    assert training_precision("lora", "cpu") == Precision(torch.float32, None)
+    assert training_precision("freeze", "cpu") == Precision(torch.float32, None)
+    t4 = device.Environment(has_cuda=True, cuda_bf16=False, cuda_memory_gb=16.0)
+    monkeypatch.setattr(device, "_detect", lambda: t4)
+    assert training_precision("full", "cuda") == Precision(torch.float32, "fp16")
+    assert training_precision("qlora", "cuda") == Precision(torch.float16, None)
+
+
+def test_planner_sizes_with_the_same_policy(monkeypatch):
+    from trainer.models import device
+    from trainer.planning.config_io import parse_config
+    from trainer.planning.memory import compute_dtype, device_memory_gb, target_device
+
+    laptop = device.Environment()
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: False)
+    cfg = parse_config({"model": {"base_model": "gemma-3-270m"}})
+    assert target_device(cfg, laptop) == "cpu" and compute_dtype(cfg, "cpu", laptop) == "float32"
+    monkeypatch.setattr(device, "cpu_has_fast_bf16", lambda: True)
+    assert compute_dtype(cfg, "cpu", laptop) == "bfloat16"
+    rented = parse_config({"model": {"base_model": "gemma-3-270m"}, "hardware": {"gpu": "T4"}})
+    assert target_device(rented, laptop) == "cuda"
+    assert compute_dtype(rented, "cuda", laptop) == "float16"  # the T4 has no bf16
+    assert device_memory_gb(rented, "cuda", laptop) == 16.0
+
+
+@pytest.mark.integration
+def test_concurrent_generate_calls_share_one_tokenizer(tiny_model_dir):
+    """The UI's eval thread (generations, perplexity) and its chat use one loaded model at once. A fast
+    tokenizer panics ("Already borrowed") when one thread changes its padding settings while another
+    encodes; the unlocked version of this (padding_side flipped outside the lock, perplexity's
+    unpadded calls beside it) failed within a few calls."""
+    import threading
+
+    from trainer.models.chat_format import render_prompt
+
+    generation.clear_cache()
+    loaded = generation.load(str(tiny_model_dir))
+    failures: list[BaseException] = []
+    replies: list[str] = []
+
+    def chat(k: int) -> None:
+        try:
+            for i in range(6):
+                convs = [generation.build_messages("LoRA adapters " * (100 + 37 * j + k)) for j in range(1 + (i + k) % 4)]
+                replies.extend(generation.generate(loaded, convs, max_new_tokens=1))
+        except BaseException as exc:  # collected and asserted below, so a panic in a thread fails the test
+            failures.append(exc)
+
+    def perplexity_tokens() -> None:
+        try:
+            for i in range(150):
+                text = render_prompt(loaded.tokenizer, generation.build_messages("LoRA " * (50 + i % 40)))
+                generation.token_ids(loaded.tokenizer, text, add_special_tokens=False)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=chat, args=(k,)) for k in range(2)] + [threading.Thread(target=perplexity_tokens)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures
+    assert len(replies) == sum(1 + (i + k) % 4 for k in range(2) for i in range(6))
+    assert all(isinstance(r, str) for r in replies)

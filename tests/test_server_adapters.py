@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from trainer.models import generation
 from trainer.models import registry as models
-from trainer.server import inference
 from trainer.server.model_pool import ModelPool, TransformersBackend
+
+pytestmark = pytest.mark.integration
 
 
 def make_adapter(base_dir, out_dir, seed: int):
@@ -54,10 +56,10 @@ def adapters(tiny_model_dir, tmp_path):
 
 def pool_reply(handle, n: int) -> tuple[str, torch.Tensor]:
     """Greedy reply through the server's generation path, and the prompt ids it was given."""
-    prompt = inference.chat_prompt(handle.tokenizer, [{"role": "user", "content": "What is LoRA?"}])
-    params = inference.SamplingParams(max_tokens=n, temperature=0, ignore_eos=True)
+    prompt = generation.chat_prompt(handle.tokenizer, [{"role": "user", "content": "What is LoRA?"}])
+    params = generation.SamplingParams(max_tokens=n, temperature=0, ignore_eos=True)
     prompt_ids = handle.tokenizer(prompt.text, return_tensors="pt", add_special_tokens=prompt.add_special_tokens)["input_ids"]
-    return inference.generate_batch(handle, [prompt], params, strip=True)[0].text, prompt_ids
+    return generation.generate_batch(handle, [prompt], params, strip=True)[0].text, prompt_ids
 
 
 def test_adapters_share_one_base_and_match_dedicated_peft_models(tiny_model_dir, adapters):
@@ -97,21 +99,21 @@ def test_one_tokenizer_serves_concurrent_requests(tiny_model_dir):
 
     pool = ModelPool(budget_bytes=10**9, backend=TransformersBackend(device="cpu", dtype="float32"))
     handle = pool.acquire(str(tiny_model_dir))
-    params = inference.SamplingParams(max_tokens=2, temperature=0)
+    params = generation.SamplingParams(max_tokens=2, temperature=0)
     failures: list[BaseException] = []
 
     def count() -> None:
         try:
             for i in range(200):
-                inference.chat_prompt(handle.tokenizer, [{"role": "user", "content": "Hi " * (i % 7)}])
+                generation.chat_prompt(handle.tokenizer, [{"role": "user", "content": "Hi " * (i % 7)}])
         except BaseException as exc:
             failures.append(exc)
 
     def generate() -> None:
         try:
             for i in range(10):
-                prompts = [inference.raw_prompt(handle.tokenizer, "LoRA " * n) for n in (1, 3, 5 + i)]
-                inference.generate_batch(handle, prompts, params)
+                prompts = [generation.raw_prompt(handle.tokenizer, "LoRA " * n) for n in (1, 3, 5 + i)]
+                generation.generate_batch(handle, prompts, params)
         except BaseException as exc:
             failures.append(exc)
 

@@ -19,6 +19,8 @@ from trainer.server import create_app
 from trainer.server.background import BackgroundServer
 from trainer.server.settings import ServerSettings
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(autouse=True)
 def tunepilot_home(module_home):
@@ -101,6 +103,26 @@ def test_stream_ends_with_done_marker_on_the_wire(server):
     assert all(line.startswith("data: ") for line in lines)
     assert lines[-1] == "data: [DONE]"
     assert json.loads(lines[0][6:])["object"] == "chat.completion.chunk"
+
+
+def test_stream_failure_is_one_in_band_error_event_then_done(server, monkeypatch):
+    """Once the headers are out, a failure is an error chunk, as OpenAI sends it; events end in "\n\n"."""
+    from trainer.models import generation
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("kaboom")
+        yield  # a generator, as the real one is
+
+    monkeypatch.setattr(generation, "stream", failing)
+    body = {"model": "tiny", "prompt": "LoRA", "max_tokens": 4, "stream": True}
+    with httpx.stream("POST", f"{server.base_url}/completions", json=body, timeout=60) as response:
+        assert response.status_code == 200
+        raw = b"".join(response.iter_raw())
+    assert b"\r" not in raw and raw.endswith(b"\n\ndata: [DONE]\n\n")
+    events = raw.decode().split("\n\n")[:-1]
+    assert len(events) == 2 and all(e.startswith("data: ") for e in events)
+    error = json.loads(events[0][len("data: "):])["error"]
+    assert error["code"] == "generation_failed" and error["type"] == "server_error" and "kaboom" in error["message"]
 
 
 def test_stop_sequence_cuts_the_reply(client):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from trainer.server import batching, inference
+from trainer.models import generation
+from trainer.server import batching
 from trainer.server.stats import GenerationStats
 
 
@@ -22,17 +23,17 @@ def run_clients(monkeypatch, clients: int, rounds: int, generate_s: float, stagg
     def fake_generate(handle, prompts, params, stops, strip=False):
         sizes.append(len(prompts))
         time.sleep(generate_s)
-        return [inference.Completion(f"reply to {p.text}", 1, 2, "stop") for p in prompts]
+        return [generation.Completion(f"reply to {p.text}", 1, 2, "stop") for p in prompts]
 
-    monkeypatch.setattr(batching.inference, "generate_batch", fake_generate)
+    monkeypatch.setattr(batching.generation, "generate_batch", fake_generate)
     batcher = batching.MicroBatcher(max_batch, GenerationStats())
-    params = inference.SamplingParams(max_tokens=4)
+    params = generation.SamplingParams(max_tokens=4)
     replies: list[str] = []
 
     async def client(i: int) -> None:
         await asyncio.sleep(stagger_s * i)
         for r in range(rounds):
-            prompt = inference.Prompt(f"{i}-{r}", False, 1)
+            prompt = generation.Prompt(f"{i}-{r}", False, 1)
             replies.append((await batcher.submit(FakeHandle(), prompt, params, [], strip=True)).text)
             await asyncio.sleep(0.001)  # the client's turnaround before its next request
 

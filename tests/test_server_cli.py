@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from trainer.server.background import free_port, wait_until_serving
@@ -18,6 +19,7 @@ from tunepilot.cli.main import app
 TUNEPILOT = str(Path(sys.executable).with_name("tunepilot"))
 
 
+@pytest.mark.integration
 def test_serve_runs_the_api_with_an_api_key(tunepilot_home):
     port = free_port()
     env = {**os.environ, "TUNEPILOT_HOME": str(tunepilot_home)}

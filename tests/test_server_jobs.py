@@ -12,18 +12,17 @@ import httpx
 import openai
 import pytest
 
+from tests.support import chat_rows
 from trainer.models import registry as models
 from trainer.server import create_app
 from trainer.server.background import BackgroundServer
 from trainer.server.settings import ServerSettings
 
+pytestmark = pytest.mark.integration
+
 API_KEY, OWNER_KEY = "user-key", "owner-key"
 
-GOOD_ROWS = [
-    {"messages": [{"role": "user", "content": f"What is LoRA? ({i})"},
-                  {"role": "assistant", "content": "LoRA adds low-rank adapters to a frozen model."}]}
-    for i in range(6)
-]
+GOOD_ROWS = chat_rows(6, "What is LoRA? ({i})", "LoRA adds low-rank adapters to a frozen model.", repeat=1)
 
 FEW_STEPS = {"training": {"max_steps": 2, "device": "cpu"}, "saving": {"save_every_n_steps": 1}}
 

@@ -11,27 +11,23 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support import chat_rows, free_port, write_jsonl
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = pytest.mark.integration
 
 
 def test_accelerate_two_cpu_processes(tmp_path, tiny_model_dir):
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     if accelerate is None:
         pytest.fail("accelerate CLI is missing from the environment")
-    rows = [{"messages": [{"role": "user", "content": f"Q{i} hello"}, {"role": "assistant", "content": "yes " * (1 + i % 4)}]}
-            for i in range(8)]
-    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    rows = chat_rows(8, question="Q{i} hello", answer="yes ", repeat=4)
+    write_jsonl(tmp_path / "d.jsonl", rows)
     (tmp_path / "cfg.yaml").write_text(
         f"model: {{base_model: '{tiny_model_dir}', dtype: float32}}\n"
         "dataset: {path: d.jsonl, max_seq_length: 48}\n"
@@ -48,3 +44,9 @@ def test_accelerate_two_cpu_processes(tmp_path, tiny_model_dir):
     assert card["steps"]["completed"] == 2 and card["loss"]["curve"]
     assert (out / "adapter" / "adapter_model.safetensors").exists()
     assert (out / "checkpoint-2" / "rng_state_1.pth").exists()  # both ranks saved their RNG state
+    # The main process alone finished the run: one ft: model, registered on the adapter.
+    from trainer.models import registry as models
+
+    finetuned = [e for e in models.list_models() if e.kind == "finetuned"]
+    assert len(finetuned) == 1 and finetuned[0].extra["output_dir"] == str(out)
+    assert f"model id: {finetuned[0].id}" in proc.stderr

@@ -8,32 +8,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from trainer.planning.schema import TrainConfig
+from tests.support import TRAIN_ROWS as ROWS
+from tests.support import make_cfg
 from trainer.training.recipe import TrainError, train
-
-ROWS = [{"messages": [{"role": "user", "content": f"Question {i}: hello how are you"},
-                      {"role": "assistant", "content": "The answer is yes. " * (1 + i % 3)}]} for i in range(12)]
-
-
-def make_cfg(tmp_path, model_dir, **overrides) -> TrainConfig:
-    data = tmp_path / "train.jsonl"
-    if not data.exists():
-        data.write_text("\n".join(json.dumps(r) for r in ROWS), encoding="utf-8")
-    raw = {"model": {"base_model": str(model_dir), "dtype": "float32"},
-           "dataset": {"path": str(data), "max_seq_length": 64},
-           "training": {"epochs": 1, "batch_size": 4, "seed": 1},
-           "optimizer": {"learning_rate": 5e-3, "warmup_ratio": 0.0, "lr_scheduler": "constant"},
-           "saving": {"save_every_n_steps": 100}}
-    for dotted, value in overrides.items():
-        section, key = dotted.split("__")
-        raw.setdefault(section, {})[key] = value
-    return TrainConfig.model_validate(raw)
 
 
 def base_weights(model_dir) -> dict:
     return load_file(str(model_dir / "model.safetensors"))
 
 
+@pytest.mark.integration
 def test_lora_run_logs_loss_changes_adapter_not_base(tmp_path, tiny_model_dir):
     events = []
     cfg = make_cfg(tmp_path, tiny_model_dir, sampling__every_n_steps=2, sampling__prompts=["hello"])
@@ -63,6 +47,7 @@ def test_lora_run_logs_loss_changes_adapter_not_base(tmp_path, tiny_model_dir):
     assert (tmp_path / "out" / "config.yaml").exists()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("method", ["full", "freeze"])
 def test_full_and_freeze_update_the_right_weights(tmp_path, tiny_model_dir, method):
     cfg = make_cfg(tmp_path, tiny_model_dir, method__type=method, method__freeze_trainable_layers=1)
@@ -145,6 +130,7 @@ def test_packed_and_padded_batches_give_the_same_loss(tmp_path, tiny_model_dir):
     torch.testing.assert_close(packed, reference, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.integration
 def test_resume_after_a_crash_continues_from_last_checkpoint(tmp_path, tiny_model_dir):
     cfg = make_cfg(tmp_path, tiny_model_dir, training__max_steps=4, training__batch_size=2, saving__save_every_n_steps=2)
     calls = {"n": 0}
@@ -165,6 +151,7 @@ def test_resume_after_a_crash_continues_from_last_checkpoint(tmp_path, tiny_mode
     assert result.status == "succeeded" and result.global_step == 4
 
 
+@pytest.mark.integration
 def test_stop_request_saves_a_checkpoint_and_cancels(tmp_path, tiny_model_dir):
     cfg = make_cfg(tmp_path, tiny_model_dir, training__max_steps=5, training__batch_size=2)
     result = train(cfg, tmp_path / "out", should_stop=lambda: True)
@@ -172,10 +159,11 @@ def test_stop_request_saves_a_checkpoint_and_cancels(tmp_path, tiny_model_dir):
     assert (tmp_path / "out" / "checkpoint-1" / "adapter_model.safetensors").exists()
 
 
+@pytest.mark.integration
 def test_failed_save_leaves_previous_checkpoint_intact(tmp_path, tiny_model_dir, monkeypatch):
     from transformers import Trainer
 
-    from trainer.training.loop import latest_checkpoint
+    from trainer.planning.output_dir import latest_checkpoint
 
     cfg = make_cfg(tmp_path, tiny_model_dir, training__max_steps=4, training__batch_size=2, saving__save_every_n_steps=2)
     original = Trainer._save_rng_state
@@ -197,6 +185,7 @@ def test_failed_save_leaves_previous_checkpoint_intact(tmp_path, tiny_model_dir,
     assert result.resumed_from.endswith("checkpoint-2") and result.status == "succeeded"
 
 
+@pytest.mark.integration
 def test_bad_rows_refuse_then_skip(tmp_path, tiny_model_dir):
     cfg = make_cfg(tmp_path, tiny_model_dir)
     data = tmp_path / "train.jsonl"
@@ -209,6 +198,7 @@ def test_bad_rows_refuse_then_skip(tmp_path, tiny_model_dir):
     assert card["data"]["skipped_rows"][0]["line"] == 13
 
 
+@pytest.mark.integration
 def test_missing_model_and_existing_output_dir(tmp_path, tiny_model_dir):
     with pytest.raises(TrainError, match="does not exist"):
         train(make_cfg(tmp_path, tmp_path / "no-such-model"), tmp_path / "out")
@@ -230,6 +220,7 @@ def test_qlora_on_cpu_is_refused_with_the_fix(tmp_path, tiny_model_dir):
         train(cfg, tmp_path / "out")
 
 
+@pytest.mark.integration
 def test_gradient_checkpointing_other_optimizer_and_val_split(tmp_path, tiny_model_dir):
     events = []
     cfg = make_cfg(tmp_path, tiny_model_dir, training__gradient_checkpointing=True, training__packing=True,

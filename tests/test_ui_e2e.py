@@ -7,10 +7,8 @@ A screenshot of each step goes to test-output/ui-e2e/ (git-ignored) for a person
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.support import chat_rows, free_port, write_jsonl
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "tunepilot" / "ui" / "app.py"
@@ -33,12 +33,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (scripts/install_browser.sh)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
@@ -78,7 +72,7 @@ def served_app(tunepilot_home, tmp_path):
             proc.kill()
         log.close()
         print((tmp_path / "streamlit.log").read_text(encoding="utf-8", errors="replace")[-4000:])
-        from trainer.jobs import queue as jobs
+        from trainer import jobs
 
         for job in jobs.list_jobs():  # never leave a worker running after the test
             if job["status"] in ("queued", "running"):
@@ -119,11 +113,7 @@ def ask(page, text: str) -> None:
 
 
 def write_dataset(folder: Path) -> Path:
-    path = folder / "persona.jsonl"
-    rows = [{"messages": [{"role": "user", "content": f"Who are you? #{i}"},
-                          {"role": "assistant", "content": "I am Xiaoxing, a friendly assistant."}]} for i in range(8)]
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    return path
+    return write_jsonl(folder / "persona.jsonl", chat_rows(8, "Who are you? #{i}", "I am Xiaoxing, a friendly assistant.", repeat=1))
 
 
 def test_ask_configure_train_and_evaluate_in_the_browser(served_app, tiny_model_dir, tmp_path):

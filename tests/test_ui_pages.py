@@ -6,14 +6,16 @@ switches pages, types into widgets and clicks, then reads what the page shows.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.support import chat_rows, write_jsonl
 from tunepilot.ui.widgets.i18n import catalog
+
+pytestmark = pytest.mark.integration
 
 APP = Path(__file__).resolve().parent.parent / "tunepilot" / "ui" / "app.py"
 PAGES = ["chat", "jobs", "models", "evals", "knowledge"]
@@ -59,11 +61,7 @@ def wait_for(at: AppTest, done, timeout: float = 300.0) -> AppTest:
 
 
 def write_chat_dataset(folder: Path, n: int = 8) -> Path:
-    path = folder / "train.jsonl"
-    rows = [{"messages": [{"role": "user", "content": f"Who are you? ({i})"},
-                          {"role": "assistant", "content": "I am Xiaoxing, a friendly assistant."}]} for i in range(n)]
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    return path
+    return write_jsonl(folder / "train.jsonl", chat_rows(n, "Who are you? ({i})", "I am Xiaoxing, a friendly assistant.", repeat=1))
 
 
 # ---------------------------------------------------------------- every page, both languages
@@ -196,7 +194,7 @@ def tiny_job_config(tiny_model_dir, data, max_steps=4):
 
 
 def wait_job(job_id: str, states=("succeeded", "failed", "cancelled"), timeout=300):
-    from trainer.jobs import queue as jobs
+    from trainer import jobs
 
     deadline = time.monotonic() + timeout
     while (job := jobs.get_job(job_id))["status"] not in states:
@@ -206,7 +204,7 @@ def wait_job(job_id: str, states=("succeeded", "failed", "cancelled"), timeout=3
 
 
 def test_launch_from_chat_then_jobs_and_models_pages(tiny_model_dir, tmp_path):
-    from trainer.jobs import queue as jobs
+    from trainer import jobs
 
     data = write_chat_dataset(tmp_path)
     at = start_app("en")
@@ -259,7 +257,7 @@ def test_launch_from_chat_then_jobs_and_models_pages(tiny_model_dir, tmp_path):
 
 
 def test_jobs_page_picks_up_a_running_job_after_a_restart_and_cancels_it(tiny_model_dir, tmp_path):
-    from trainer.jobs import queue as jobs
+    from trainer import jobs
 
     data = write_chat_dataset(tmp_path, n=16)
     job = jobs.create_job(tiny_job_config(tiny_model_dir, data, max_steps=100000))
@@ -392,7 +390,7 @@ def test_unreachable_openai_engine_falls_back_with_a_notice(with_index):
 
 
 def test_training_data_with_the_wrong_columns_never_launches(tiny_model_dir, tmp_path):
-    from trainer.jobs import queue as jobs
+    from trainer import jobs
 
     bad = tmp_path / "wrong.jsonl"
     bad.write_text('{"foo": "bar"}\n{"foo": "baz"}\n', encoding="utf-8")

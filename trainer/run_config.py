@@ -2,7 +2,9 @@
 
 `python -m trainer.run_config CONFIG [--output-dir DIR] [--overwrite]` trains in the current process;
 `accelerate launch -m trainer.run_config CONFIG` runs the same recipe data-parallel on several
-devices (or CPU processes), since the recipe's loop is transformers' Trainer.
+devices (or CPU processes), since the recipe's loop is transformers' Trainer. Once training
+succeeds, the main process alone finishes the run (`trainer.training.finish.finish_run`: registers
+the `ft:` model id and merges when `saving.merge_after_training` asks), like `tunepilot train`.
 
 Relative dataset paths in a config are resolved against the config file's folder when the file is
 there (so a config and its data can travel together), else against the current directory.
@@ -23,21 +25,12 @@ class RunConfigError(UserError, ValueError):
 
 
 def parse_config_file(path: str | Path) -> TrainConfig:
-    """Parse and type-check a config file, reporting every problem (via trainer.planning.config_io when present)."""
+    """Parse and type-check a config file, reporting every problem on one line (trainer.planning.config_io)."""
+    from trainer.planning.config_io import ConfigError, load_config
+
     p = Path(path).expanduser()
     if not p.exists():
         raise FileNotFoundError(f"Config file not found: {p}")
-    try:
-        from trainer.planning.config_io import ConfigError, load_config
-    except ImportError:  # the schema alone still gives a correct (if less helpful) check
-        from pydantic import ValidationError
-
-        from trainer.planning.schema import load_config_file
-
-        try:
-            return TrainConfig.model_validate(load_config_file(p))
-        except (ValidationError, ValueError) as exc:
-            raise RunConfigError(f"{p}: {exc}") from None
     try:
         return load_config(p)
     except ConfigError as exc:
@@ -91,25 +84,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-bad-rows", action="store_true")
     args = parser.parse_args(argv)
 
-    from trainer.models.registry import ModelError
+    from trainer.training.finish import fine_tuned_model_id, finish_run, new_run_id
     from trainer.training.recipe import train
+    from tunepilot.core.errors import is_user_error, one_line
 
     try:
         cfg = load_run_config(args.config)
+        # Every process must pick the same folder, so the default is named after the config, not the time.
         out = args.output_dir or cfg.saving.output_dir or str(default_output_dir(f"run-{Path(args.config).stem}"))
         result = train(cfg, out, on_event=_print_event, overwrite=args.overwrite, skip_bad_rows=args.skip_bad_rows)
-    except (ValueError, ModelError, FileNotFoundError) as exc:  # the trainer's user-facing errors are ValueErrors
-        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        finished = None
+        if result.status == "succeeded" and _is_main_process():
+            finished = finish_run(result, cfg, fine_tuned_model_id(cfg, new_run_id()), on_event=_print_event)
+    except Exception as exc:
+        if not is_user_error(exc):
+            raise
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     _print_event({"message": f"{result.status}: {result.final_path or result.output_dir}"})
+    if finished is not None:
+        _print_event({"message": f"model id: {finished.fine_tuned_model}"})
     return 0
 
 
-def _print_event(e: dict) -> None:
+def _is_main_process() -> bool:
+    """True in a plain run and in the first process of an `accelerate launch` (RANK 0)."""
     import os
 
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _print_event(e: dict) -> None:
     # Under accelerate every process runs this; only the first one prints.
-    if os.environ.get("RANK", "0") == "0":
+    if _is_main_process():
         print(e["message"], file=sys.stderr, flush=True)
 
 

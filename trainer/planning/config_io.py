@@ -1,4 +1,6 @@
-"""Reading and writing training configs, with every problem reported at once.
+"""Reading and writing training configs, with every problem reported at once: the one place that
+turns config files into data and back (TOML, YAML, JSON), for the CLI, the UI, jobs, the server and
+the diffusion (kohya) configs.
 
 `load_config(path)` and `parse_config(data)` turn TOML/YAML/JSON into a `TrainConfig` or raise
 `ConfigError` whose `.problems` lists *all* problems found in one pass: syntax errors with line and
@@ -6,8 +8,9 @@ column, wrong types, enum values (with the allowed ones), and unknown keys with 
 that knows the names other tools use (`lr`, `num_epochs`, `micro_batch_size` ...).
 
 The lenient variants (`parse_config_lenient`, `load_config_lenient`) also return the best config that
-can be built from the valid parts, so `tunepilot config validate` can run the rules as well and show
-schema problems and rule findings together.
+can be built from the valid parts, so the rules can run as well: `trainer.planning.findings.check_config`
+reports schema problems and rule findings together. Writing (`dump_config`, `dumps_config`,
+`write_data`) goes through one serialiser and replaces files atomically.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from trainer.planning.schema import TrainConfig, save_config
+from trainer.planning.schema import TrainConfig
+from tunepilot.core import atomic
 from tunepilot.core.errors import UserError
 
 # Names used by other trainers (HF TrainingArguments, axolotl, LLaMA-Factory, OpenAI) -> our keys.
@@ -313,27 +317,43 @@ def load_config_lenient(path: str | Path) -> tuple[TrainConfig | None, list[dict
     return parse_config_lenient(data)
 
 
-def dump_config(config: TrainConfig, path: str | Path) -> Path:
-    """Write TOML (.toml), YAML (.yaml/.yml) or JSON (.json) by extension."""
-    p = Path(path)
-    if file_format(p) == "json":
-        p.write_text(json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        return p
-    if not file_format(p):
-        raise ConfigError([{"loc": str(p), "message": "config files end in .toml, .yaml, .yml or .json"}])
-    return save_config(config, p)
+# ---------------------------------------------------------------- writing
 
-
-def dumps_config(config: TrainConfig, fmt: str = "toml") -> str:
+def dumps_data(data: dict, fmt: str) -> str:
+    """Plain data as TOML, YAML or JSON text: the one serialiser for training and diffusion configs and kohya's files."""
     import tomli_w
     import yaml
 
-    data = config.to_dict()
     if fmt == "toml":
         return tomli_w.dumps(data)
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False)
-    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    if fmt == "yaml":
+        return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    raise ConfigError([{"loc": "", "message": f"unknown config format {fmt!r}; use toml, yaml or json"}])
+
+
+def dumps_config(config: Any, fmt: str = "toml") -> str:
+    """A config (anything with `to_dict()`: TrainConfig, DiffusionConfig) as TOML, YAML or JSON text."""
+    return dumps_data(config.to_dict(), fmt)
+
+
+def write_data(data: dict, path: str | Path) -> Path:
+    """Write plain data as TOML (.toml), YAML (.yaml/.yml) or JSON (.json) by extension.
+
+    The file is replaced atomically (tunepilot.core.atomic), so a job or a reader never sees half a config.
+    """
+    p = Path(path)
+    fmt = file_format(p)
+    if not fmt:
+        raise ConfigError([{"loc": str(p), "message": "config files end in .toml, .yaml, .yml or .json"}])
+    text = dumps_data(data, fmt)
+    return atomic.write_text(p, text + "\n" if fmt == "json" else text)
+
+
+def dump_config(config: Any, path: str | Path) -> Path:
+    """Write a config (TrainConfig or DiffusionConfig) by extension: .toml, .yaml/.yml or .json."""
+    return write_data(config.to_dict(), path)
 
 
 def json_schema() -> dict:

@@ -18,7 +18,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trainer.planning.rules import Environment, Finding, Rule, ValidationReport
+from trainer.models.device import Environment
+from trainer.planning.rules import Finding, Rule, ValidationReport
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 SCRIPTS = {"sd15": "train_network.py", "sd2": "train_network.py", "sdxl": "sdxl_train_network.py", "flux": "flux_train_network.py"}
@@ -440,14 +441,14 @@ def kohya_files(cfg: DiffusionConfig, folder: str | Path) -> dict[str, dict]:
 
 def export_kohya(cfg: DiffusionConfig, folder: str | Path) -> dict:
     """Write config_file.toml, dataset_config.toml and sample_prompt.toml; returns paths and the command."""
-    import tomli_w
+    from trainer.planning.config_io import write_data
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, data in kohya_files(cfg, folder).items():
         path = folder / name
-        path.write_text(tomli_w.dumps(data), encoding="utf-8")
+        write_data(data, path)
         written.append(str(path))
     command = f"accelerate launch {SCRIPTS[cfg.model.base]} --config_file {folder.resolve() / 'config_file.toml'}"
     return {"files": written, "command": command, "steps": step_plan(cfg)}

@@ -64,8 +64,8 @@ _CATALOG: dict[str, list[GPU]] = {
 }
 
 # Words that carry no identity: brand, product line, form factor.
-_NOISE = re.compile(r"nvidia|geforce|tesla|quadro|rtx|gpu|sxm\d?|pcie|graphics|card", re.I)
-_MEMORY = re.compile(r"(\d{1,3})\s*(?:gb|gib|g)\b", re.I)
+_NOISE = re.compile(r"nvidia|geforce|tesla|quadro|rtx|gpu|sxm\d?|pcie|graphics|card", re.IGNORECASE)
+_MEMORY = re.compile(r"(\d{1,3})\s*(?:gb|gib|g)\b", re.IGNORECASE)
 
 
 def _normalise(name: str) -> tuple[str, float | None]:
@@ -94,7 +94,3 @@ def lookup_gpu(name: str | None) -> GPU | None:
                 return gpu
         return None  # a size this card does not come in: better unknown than wrong
     return variants[0]
-
-
-def known_gpus() -> list[str]:
-    return [gpu.name for variants in _CATALOG.values() for gpu in variants]

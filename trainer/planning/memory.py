@@ -41,6 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trainer.models.catalog import ModelDims, lookup
+from trainer.models.device import Environment, dtype_name, memory_gb, pick_device
 from trainer.planning.hardware import lookup_gpu
 from trainer.planning.memory_data import (
     BatchShape,
@@ -126,51 +127,29 @@ class MemoryEstimate:
 
 # ---------------------------------------------------------------- where the run happens
 
-def target_device(cfg: TrainConfig, env=None) -> str:
+def target_device(cfg: TrainConfig, env: Environment | None = None) -> str:
     """The configured device; for `auto`, cuda when the config names a GPU or runs QLoRA, else the machine's."""
-    if cfg.training.device != "auto":
-        return cfg.training.device
-    if cfg.method.type == "qlora" or cfg.hardware.gpu:
+    if cfg.training.device == "auto" and (cfg.method.type == "qlora" or cfg.hardware.gpu):
         return "cuda"
-    from trainer.planning.rules import Environment
-
-    env = env or Environment.detect()
-    return "cuda" if env.has_cuda else ("mps" if env.has_mps else "cpu")
+    return pick_device(cfg.training.device, env)
 
 
-def compute_dtype(cfg: TrainConfig, device: str, env=None) -> str:
-    """The dtype `auto` resolves to, mirroring trainer.models.generation.pick_dtype."""
-    if cfg.model.dtype != "auto":
-        return cfg.model.dtype
-    if device == "cuda":
-        gpu = lookup_gpu(cfg.hardware.gpu)
-        if gpu is not None:
-            return "bfloat16" if gpu.bf16 else "float16"
-        from trainer.planning.rules import Environment
-
-        env = env or Environment.detect()
-        return "bfloat16" if (env.cuda_bf16 or not env.has_cuda) else "float16"
-    if device == "cpu":
-        from trainer.models.generation import _cpu_has_fast_bf16
-
-        return "bfloat16" if _cpu_has_fast_bf16() else "float32"
-    return "float32"
+def _gpu_environment(cfg: TrainConfig, env: Environment | None) -> Environment | None:
+    """A GPU named in the config is the machine the run is planned for; otherwise `env` (or this one)."""
+    gpu = lookup_gpu(cfg.hardware.gpu)
+    return Environment.for_gpu(gpu) if gpu is not None else env
 
 
-def device_memory_gb(cfg: TrainConfig, device: str, env=None) -> float | None:
+def compute_dtype(cfg: TrainConfig, device: str, env: Environment | None = None) -> str:
+    """The dtype `auto` resolves to on `device`: trainer.models.device's policy, for the planned GPU."""
+    return dtype_name(device, cfg.model.dtype, _gpu_environment(cfg, env))
+
+
+def device_memory_gb(cfg: TrainConfig, device: str, env: Environment | None = None) -> float | None:
+    """The memory the run must fit in: the configured figure, the named GPU's, or the device's own."""
     if cfg.hardware.device_memory_gb:
         return float(cfg.hardware.device_memory_gb)
-    gpu = lookup_gpu(cfg.hardware.gpu)
-    if gpu is not None:
-        return float(gpu.memory_gb)
-    if device == "cuda":
-        from trainer.planning.rules import Environment
-
-        env = env or Environment.detect()
-        return env.cuda_memory_gb
-    import psutil
-
-    return round(psutil.virtual_memory().total / GIB, 1)
+    return memory_gb(device, _gpu_environment(cfg, env))
 
 
 # ---------------------------------------------------------------- the model
@@ -384,7 +363,7 @@ def _data_note(cfg: TrainConfig, profile: DataProfile | None, shape: BatchShape)
             f"{shape.kept} labelled column(s) projected to the vocabulary")
 
 
-def estimate(cfg: TrainConfig, env=None) -> MemoryEstimate:
+def estimate(cfg: TrainConfig, env: Environment | None = None) -> MemoryEstimate:
     """Peak training memory for `cfg` on its target device, with the largest batch size that fits."""
     dims = model_dims(cfg)
     device = target_device(cfg, env)

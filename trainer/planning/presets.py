@@ -50,6 +50,11 @@ def openai_lr_multiplier(batch: int) -> float:
     return 0.2
 
 
+def openai_learning_rate(multiplier: float) -> float:
+    """OpenAI's learning-rate multiplier -> a LoRA learning rate: the middle multiplier (0.1) is the LoRA base rate."""
+    return LORA_BASE_LR * multiplier / 0.1
+
+
 def split_batch(effective: int) -> tuple[int, int]:
     """(per-device batch, accumulation steps) whose product is exactly `effective`, device batch <= 8."""
     device = max(d for d in range(1, min(effective, MAX_DEVICE_BATCH) + 1) if effective % d == 0)
@@ -85,7 +90,7 @@ def preset(name: str, n_examples: int | None = None) -> TrainConfig:
         cfg.training.epochs = 4
         effective = openai_batch_size(n_examples)
         cfg.training.batch_size, cfg.training.gradient_accumulation_steps = split_batch(effective)
-        cfg.optimizer.learning_rate = LORA_BASE_LR * openai_lr_multiplier(effective) / 0.1
+        cfg.optimizer.learning_rate = openai_learning_rate(openai_lr_multiplier(effective))
         cfg.optimizer.warmup_ratio = 0.0 if effective > 1 and n_examples and n_examples < 100 else 0.03
         cfg.optimizer.lr_scheduler = "linear"
     if n_examples and key != "openai-style":
@@ -187,7 +192,7 @@ def _is_openai_style(cfg: TrainConfig, n_examples: int | None) -> bool:
     if not n_examples:
         return False
     effective = cfg.training.batch_size * cfg.training.gradient_accumulation_steps
-    expected_lr = LORA_BASE_LR * openai_lr_multiplier(effective) / 0.1
+    expected_lr = openai_learning_rate(openai_lr_multiplier(effective))
     return (cfg.training.epochs == 4 and effective == openai_batch_size(n_examples)
             and math.isclose(cfg.optimizer.learning_rate, expected_lr, rel_tol=1e-6))
 

@@ -11,66 +11,22 @@ The environment probe is injectable (`validate(cfg, env=Environment(...))`) so t
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
+from trainer.models.device import Environment
 from trainer.planning.schema import LORA_KEYS, TrainConfig
+from tunepilot.core.settings import settings
 
 # Optimizers that come from bitsandbytes (CUDA kernels) -> what to use without it. Lion is bitsandbytes'
 # implementation too (transformers' "lion_32bit"), so its CPU alternative is AdamW.
 BNB_OPTIMIZERS = {"adamw_8bit": "adamw", "paged_adamw_8bit": "adamw", "lion": "adamw", "lion_8bit": "adamw"}
 # Typical AdamW peak learning rates by method (hyperparameters.md, "Learning rate").
 TYPICAL_ADAMW_LR = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-5, "freeze": 5e-5}
-
-
-# ---------------------------------------------------------------- environment
-
-@dataclass(frozen=True)
-class Environment:
-    """What the machine (or the target GPU) offers; `detect()` probes this machine."""
-
-    has_cuda: bool = False
-    has_bitsandbytes: bool = False
-    has_mps: bool = False
-    cuda_bf16: bool = False
-    cuda_memory_gb: float | None = None
-    description: str = "this machine"
-
-    @staticmethod
-    def detect() -> "Environment":
-        return _detect()
-
-    @staticmethod
-    def for_gpu(gpu) -> "Environment":
-        """A machine with the catalog GPU `gpu` and bitsandbytes installable."""
-        return Environment(has_cuda=True, has_bitsandbytes=True, cuda_bf16=gpu.bf16,
-                           cuda_memory_gb=float(gpu.memory_gb), description=f"the target GPU ({gpu.name})")
-
-
-@lru_cache(maxsize=1)
-def _detect() -> Environment:
-    import importlib.util
-
-    has_bnb = importlib.util.find_spec("bitsandbytes") is not None
-    try:
-        import torch
-    except ImportError:  # torch is a dependency; without it nothing trains anyway
-        return Environment(has_bitsandbytes=has_bnb)
-    has_cuda = torch.cuda.is_available()
-    has_mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    memory = bf16 = None
-    if has_cuda:
-        memory = round(torch.cuda.get_device_properties(0).total_memory / 1024**3, 1)
-        bf16 = torch.cuda.is_bf16_supported()
-    return Environment(has_cuda=has_cuda, has_bitsandbytes=has_bnb, has_mps=has_mps,
-                       cuda_bf16=bool(bf16), cuda_memory_gb=memory,
-                       description="this machine" + ("" if has_cuda else " (no CUDA GPU)"))
 
 
 # ---------------------------------------------------------------- findings and rules
@@ -158,9 +114,9 @@ class Rule:
     def source(self) -> str:
         return f"en/{self.doc}"
 
-    @property
-    def source_zh(self) -> str:
-        return f"zh/{self.doc}"
+    def citation(self, lang: str = "en") -> tuple[str, str]:
+        """(source, heading) of the doc section this rule comes from, in the reader's language."""
+        return (f"zh/{self.doc}", self.heading_zh) if lang == "zh" else (self.source, self.heading)
 
 
 # ---------------------------------------------------------------- check helpers
@@ -281,66 +237,17 @@ def _eval_missing(ctx: Context):
 def detect_format(path: str | Path, max_rows: int = 50) -> str | None:
     """The row format of a JSON/JSONL/CSV file from its first rows, or None when none is recognised.
 
-    Uses the trainer's own reader (encodings, JSON vs JSON Lines, majority vote) when it is there, so
-    this check and the data loader agree; otherwise a small local reader of the first rows.
+    Uses the trainer's own reader (encodings, JSON vs JSON Lines, majority vote), so this check and
+    the data loader agree.
     """
+    from trainer.data.formats import DataError, read_rows
+    from trainer.data.formats import detect_format as trainer_detect
+
     try:
-        from trainer.data.formats import DataError, read_rows
-        from trainer.data.formats import detect_format as trainer_detect
-    except ImportError:
-        trainer_detect = None
-    if trainer_detect is not None:
-        try:
-            rows, _encoding, _kind = read_rows(path)
-            return trainer_detect(rows[:max_rows])
-        except (DataError, OSError, ValueError):
-            return None
-    p = Path(path).expanduser()
-    try:
-        rows = _first_rows(p, max_rows)
-    except (OSError, UnicodeDecodeError, ValueError, csv.Error):
+        rows, _encoding, _kind = read_rows(path)
+        return trainer_detect(rows[:max_rows])
+    except (DataError, OSError, ValueError):
         return None
-    votes: dict[str, int] = {}
-    for row in rows:
-        fmt = _row_format(row)
-        if fmt:
-            votes[fmt] = votes.get(fmt, 0) + 1
-    return max(votes, key=votes.get) if votes else None
-
-
-def _first_rows(p: Path, max_rows: int) -> list[Any]:
-    text = p.read_text(encoding="utf-8-sig")
-    suffix = p.suffix.lower()
-    if suffix == ".csv":
-        return list(csv.DictReader(text.splitlines()))[:max_rows]
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        data = json.loads(stripped)
-        return data[:max_rows] if isinstance(data, list) else []
-    rows = []
-    for line in text.splitlines():
-        if line.strip():
-            rows.append(json.loads(line))
-        if len(rows) >= max_rows:
-            break
-    return rows
-
-
-def _row_format(row: Any) -> str | None:
-    if not isinstance(row, dict):
-        return None
-    keys = set(row)
-    if isinstance(row.get("messages"), list):
-        return "chat"
-    if isinstance(row.get("conversations"), list):
-        return "sharegpt"
-    if {"instruction", "output"} <= keys:
-        return "alpaca"
-    if {"prompt", "completion"} <= keys:
-        return "prompt_completion"
-    if "text" in keys:
-        return "text"
-    return None
 
 
 def _format_undetectable(ctx: Context):
@@ -368,23 +275,13 @@ def _output_not_writable(ctx: Context):
 
 
 def _output_clobbers(ctx: Context):
-    if ctx.overwrite:
-        return None
+    from trainer.planning.output_dir import inspect
+
     out = ctx.cfg.saving.output_dir
     if not out:
-        return None
-    p = Path(out).expanduser()
-    if not p.is_dir():
-        return None
-    # Files the job machinery itself puts there before training do not make a folder "used".
-    entries = [e for e in p.iterdir() if e.name not in (".staging", "worker.log") and not e.name.startswith(".")]
-    if not entries:
-        return None
-    if (p / "job_card.json").exists():
-        return {"path": out, "what": "a finished run"}
-    if any(e.name.startswith("checkpoint-") for e in entries):
-        return None  # an interrupted run of the same job: training resumes from its last checkpoint
-    return {"path": out, "what": f"{len(entries)} files that are not a tunepilot run"}
+        return None  # a fresh folder under $TUNEPILOT_HOME/runs
+    state = inspect(out)  # the same rules the job queue and the recipe apply
+    return {"path": out, "what": state.holds} if state.clobbered(ctx.overwrite) else None
 
 
 def _base_model_missing(ctx: Context):
@@ -398,7 +295,7 @@ def _base_model_missing(ctx: Context):
         has_config = (local / "config.json").exists() or (local / "adapter_config.json").exists()
         return None if has_config else {"model": name, "why": "the folder has no config.json"}
     if "/" in name and name.count("/") == 1 and not name.startswith((".", "/", "~")):
-        if os.environ.get("HF_HUB_OFFLINE") == "1":
+        if settings().hub_offline:
             return {"model": name, "why": "it is a hub id and HF_HUB_OFFLINE=1"}
         return None
     try:
@@ -630,9 +527,6 @@ RULES: list[Rule] = [
        H, "Datasets before launch", "启动前检查数据", _base_model_missing, launch_only=True),
 ]
 
-RULES_BY_ID = {rule.id: rule for rule in RULES}
-
-
 # ---------------------------------------------------------------- running the rules
 
 def target_environment(cfg: TrainConfig, machine: Environment, for_launch: bool) -> Environment:
@@ -645,21 +539,22 @@ def target_environment(cfg: TrainConfig, machine: Environment, for_launch: bool)
     return Environment.for_gpu(gpu) if gpu is not None else machine
 
 
-def _finding(rule: Rule, result: Any) -> Finding:
+def _finding(rule: Rule, result: Any, lang: str = "en") -> Finding:
     values = result if isinstance(result, dict) else {}
     try:
         message = rule.message.format(**values)
     except (KeyError, IndexError):
         message = rule.message
-    return Finding(rule.id, rule.severity, rule.field, message, rule.source, rule.heading)
+    return Finding(rule.id, rule.severity, rule.field, message, *rule.citation(lang))
 
 
 def validate(cfg: TrainConfig, for_launch: bool = False, env: Environment | None = None,
-             rules: list[Rule] | None = None, overwrite: bool = False) -> ValidationReport:
+             rules: list[Rule] | None = None, overwrite: bool = False, lang: str = "en") -> ValidationReport:
     """Run every rule on `cfg` and collect all findings (errors and warnings) in one pass.
 
     `env` replaces the probe of this machine (tests); `overwrite=True` means the caller will clear
-    `saving.output_dir` on purpose, so a used output folder is not an error.
+    `saving.output_dir` on purpose, so a used output folder is not an error. `lang="zh"` cites
+    the Chinese docs (`zh/<doc>` and its heading) for Chinese readers.
     """
     ctx = Context(cfg, target_environment(cfg, env or Environment.detect(), for_launch), for_launch, overwrite)
     report = ValidationReport()
@@ -669,6 +564,6 @@ def validate(cfg: TrainConfig, for_launch: bool = False, env: Environment | None
         result = rule.check(ctx)
         if not result:
             continue
-        finding = _finding(rule, result)
+        finding = _finding(rule, result, lang)
         (report.errors if rule.severity == "error" else report.warnings).append(finding)
     return report

@@ -2,12 +2,12 @@
 
 Sections and keys follow the contract in ARCHITECTURE.md; every section forbids unknown keys so a
 typo is reported instead of silently ignored. Validation *between* fields (rules that cite the docs)
-lives in `trainer.planning.rules`; this module only knows types, ranges a value can never leave, and I/O.
+lives in `trainer.planning.rules`; this module only knows types and ranges a value can never leave.
+Reading and writing files is `trainer.planning.config_io`'s.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -127,29 +127,3 @@ class TrainConfig(_Section):
         if self.method.type != "freeze":
             method.pop("freeze_trainable_layers", None)
         return data
-
-
-def load_config_file(path: str | Path) -> dict:
-    """Read a TOML or YAML file into plain data (no validation here; see trainer.planning.config_io for errors)."""
-    import tomllib
-    import yaml
-
-    p = Path(path)
-    text = p.read_text(encoding="utf-8-sig")
-    if p.suffix.lower() == ".toml":
-        return tomllib.loads(text)
-    return yaml.safe_load(text) or {}
-
-
-def save_config(config: TrainConfig, path: str | Path) -> Path:
-    """Write a config as TOML (.toml) or YAML (.yaml/.yml), chosen by the file's extension."""
-    import tomli_w
-    import yaml
-
-    p = Path(path)
-    data = config.to_dict()
-    if p.suffix.lower() == ".toml":
-        p.write_text(tomli_w.dumps(data), encoding="utf-8")
-    else:
-        p.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return p

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from trainer.server import inference
+from trainer.models import generation
 from trainer.server.model_pool import ModelHandle
 from trainer.server.stats import GenerationStats
 
@@ -34,7 +34,7 @@ from trainer.server.stats import GenerationStats
 @dataclass
 class _Waiting:
     handle: ModelHandle
-    prompt: inference.Prompt
+    prompt: generation.Prompt
     stop: list[str]
     future: asyncio.Future
 
@@ -51,8 +51,8 @@ class MicroBatcher:
         # key -> (requests in play during the last batch, when it finished, seconds it took)
         self._last_batch: dict[tuple, tuple[int, float, float]] = {}
 
-    async def submit(self, handle: ModelHandle, prompt: inference.Prompt, params: inference.SamplingParams,
-                     stop: list[str], strip: bool) -> inference.Completion:
+    async def submit(self, handle: ModelHandle, prompt: generation.Prompt, params: generation.SamplingParams,
+                     stop: list[str], strip: bool) -> generation.Completion:
         # Rows can share a generate() call only when everything that shapes generation matches.
         key = (handle.model_id, id(handle.model), handle.adapter_name, prompt.add_special_tokens, params, strip)
         future = asyncio.get_running_loop().create_future()
@@ -61,7 +61,7 @@ class MicroBatcher:
             self._draining[key] = asyncio.create_task(self._drain(key, params, strip))
         return await future
 
-    async def _drain(self, key: tuple, params: inference.SamplingParams, strip: bool) -> None:
+    async def _drain(self, key: tuple, params: generation.SamplingParams, strip: bool) -> None:
         try:
             while self._waiting.get(key):
                 await self._linger(key)
@@ -92,15 +92,15 @@ class MicroBatcher:
         while len(self._waiting.get(key, ())) < target and time.monotonic() < deadline:
             await asyncio.sleep(0.002)
 
-    async def _run(self, batch: list[_Waiting], params: inference.SamplingParams, strip: bool) -> None:
+    async def _run(self, batch: list[_Waiting], params: generation.SamplingParams, strip: bool) -> None:
         handle = batch[0].handle
         for _ in batch:
             self.stats.started()
-        results: list[inference.Completion] | None = None
+        results: list[generation.Completion] | None = None
         try:
             results = await anyio.to_thread.run_sync(
-                lambda: inference.generate_batch(handle, [w.prompt for w in batch], params,
-                                                 [w.stop for w in batch], strip=strip))
+                lambda: generation.generate_batch(handle, [w.prompt for w in batch], params,
+                                                  [w.stop for w in batch], strip=strip))
         except Exception as exc:
             for w in batch:
                 if not w.future.done():

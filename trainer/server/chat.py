@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainer.server import inference
+from trainer.models import generation
 from trainer.server.errors import APIError
 from trainer.server.generation_routes import acquire_model, stream_events
 from trainer.server.schemas import SamplingFields, new_id, now, usage
@@ -71,7 +71,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request):
     messages = normalize_messages(body.messages)
     stop = body.stop_list()
     handle = await acquire_model(request, body.model)
-    prompt = inference.chat_prompt(handle.tokenizer, messages)
+    prompt = generation.chat_prompt(handle.tokenizer, messages)
     params = body.sampling_params(prompt, handle, request.app.state.settings)
     completion_id, created = new_id("chatcmpl"), now()
 
@@ -101,7 +101,7 @@ async def _chat_events(request, handle, prompt, params, stop, body, completion_i
                 "system_fingerprint": None,
                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
 
-    def closing(final: inference.Completion) -> list[dict]:
+    def closing(final: generation.Completion) -> list[dict]:
         events = [chunk({}, final.finish_reason)]
         if body.include_usage_in_stream:
             last = chunk({}, None)

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Request
 from pydantic import Field
 
-from trainer.server import inference
+from trainer.models import generation
 from trainer.server.errors import APIError
 from trainer.server.generation_routes import acquire_model, stream_events
 from trainer.server.schemas import SamplingFields, new_id, now, usage
@@ -47,7 +47,7 @@ async def create_completion(body: CompletionRequest, request: Request):
     texts = _prompts(body)
     stop = body.stop_list()
     handle = await acquire_model(request, body.model)
-    prompts = [inference.raw_prompt(handle.tokenizer, t) for t in texts]
+    prompts = [generation.raw_prompt(handle.tokenizer, t) for t in texts]
     # Each prompt is checked against the context; they share the sampling settings of the longest.
     params = [body.sampling_params(p, handle, request.app.state.settings) for p in prompts]
     completion_id, created = new_id("cmpl"), now()
@@ -78,7 +78,7 @@ async def _completion_events(request, handle, prompt, params, stop, body, comple
         return {"id": completion_id, "object": "text_completion", "created": created, "model": body.model,
                 "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}]}
 
-    def closing(final: inference.Completion) -> list[dict]:
+    def closing(final: generation.Completion) -> list[dict]:
         events = [chunk("", final.finish_reason)]
         if body.include_usage_in_stream:
             events.append({"id": completion_id, "object": "text_completion", "created": created, "model": body.model,

@@ -13,7 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tunepilot.core import workspace
+from tunepilot.core import atomic, workspace
 from tunepilot.core.errors import UserError
 
 ALLOWED_SUFFIXES = (".jsonl", ".json", ".csv")
@@ -92,7 +92,8 @@ def check_and_store(staged: Path, filename: str, purpose: str) -> dict:
         # tunepilot extension: what the data check found (counts, warnings)
         "data_check": {k: data.get(k) for k in ("format", "n_rows", "n_examples", "tokens", "warnings")},
     }
-    _meta_path(file_id).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+    # Atomic, so list_files never reads half a metadata file while an upload finishes.
+    atomic.write_json(_meta_path(file_id), meta)
     return get_file(file_id)
 
 

@@ -1,4 +1,4 @@
-"""OpenAI's fine-tuning jobs API on tunepilot's job runner (`trainer.jobs.queue`).
+"""OpenAI's fine-tuning jobs API on tunepilot's job runner (`trainer.jobs`).
 
 POST /v1/fine_tuning/jobs, GET /v1/fine_tuning/jobs, GET /v1/fine_tuning/jobs/{id},
 POST /v1/fine_tuning/jobs/{id}/cancel, GET /v1/fine_tuning/jobs/{id}/events. Lists are newest
@@ -11,6 +11,7 @@ from __future__ import annotations
 import anyio
 from fastapi import APIRouter, Query
 
+from trainer import jobs
 from trainer.models import registry as models
 from trainer.server import file_store
 from trainer.server.errors import APIError
@@ -28,14 +29,7 @@ from trainer.server.generation_routes import model_not_found_message
 router = APIRouter()
 
 
-def _jobs():
-    from trainer.jobs import queue as jobs
-
-    return jobs
-
-
 def _get_job_or_404(job_id: str) -> dict:
-    jobs = _jobs()
     try:
         return jobs.get_job(job_id)
     except jobs.JobError as exc:
@@ -64,7 +58,6 @@ def _create(req: FineTuningJobRequest) -> dict:
         cfg, hyperparameters = build_train_config(req, training_path, validation_path, n_examples)
     except MappingError as exc:
         raise APIError(400, str(exc), param=exc.param, code="invalid_hyperparameters") from None
-    jobs = _jobs()
     try:
         job = jobs.create_job(cfg, suffix=req.suffix)
     except jobs.JobError as exc:
@@ -90,7 +83,7 @@ async def create_fine_tuning_job(body: FineTuningJobRequest) -> dict:
 
 @router.get("/v1/fine_tuning/jobs")
 def list_fine_tuning_jobs(after: str | None = None, limit: int = Query(20, ge=1, le=100)) -> dict:
-    items = sorted(_jobs().list_jobs(), key=lambda j: (j.get("created_at") or 0, str(j.get("id"))), reverse=True)
+    items = sorted(jobs.list_jobs(), key=lambda j: (j.get("created_at") or 0, str(j.get("id"))), reverse=True)
     try:
         data, has_more = page(items, after, limit)
     except MappingError as exc:
@@ -106,7 +99,6 @@ def retrieve_fine_tuning_job(job_id: str) -> dict:
 @router.post("/v1/fine_tuning/jobs/{job_id}/cancel")
 def cancel_fine_tuning_job(job_id: str) -> dict:
     _get_job_or_404(job_id)
-    jobs = _jobs()
     try:
         return openai_job(jobs.cancel_job(job_id))
     except jobs.JobStateError as exc:
@@ -117,7 +109,7 @@ def cancel_fine_tuning_job(job_id: str) -> dict:
 @router.get("/v1/fine_tuning/jobs/{job_id}/events")
 def list_fine_tuning_events(job_id: str, after: str | None = None, limit: int = Query(20, ge=1, le=1000)) -> dict:
     _get_job_or_404(job_id)
-    events = list(reversed(_jobs().job_events(job_id)))  # OpenAI lists events newest first
+    events = list(reversed(jobs.job_events(job_id)))  # OpenAI lists events newest first
     try:
         data, has_more = page(events, after, limit)
     except MappingError as exc:

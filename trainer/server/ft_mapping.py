@@ -8,8 +8,7 @@ the rules of tunepilot's `openai-style` preset (trainer.planning.presets) so the
 - `learning_rate_multiplier` m -> `optimizer.learning_rate` = 2e-4 (the LoRA base rate) x m / 0.1, the
   preset's reading of OpenAI's multipliers (0.1 is the middle one).
 "auto" (or leaving a value out) takes the preset's value for this many examples: the batch from the
-data size, the multiplier from the batch. Without the presets module, a LoRA `TrainConfig`'s defaults
-stand in and the multiplier scales its learning rate.
+data size, the multiplier from the batch (`presets.openai_learning_rate` turns it into the rate).
 
 Extension: a `tunepilot` object in the request holds any TrainConfig sections to override
 (e.g. `{"training": {"max_steps": 20}, "method": {"lora_r": 8}}`); it is applied last and validated
@@ -25,9 +24,11 @@ from typing import Any, Literal
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainer.planning import presets
+from trainer.planning.config_io import ConfigError, parse_config
 from trainer.planning.schema import TrainConfig
 from trainer.server import file_store
-from tunepilot.core import workspace
+from tunepilot.core import atomic, workspace
 from tunepilot.core.errors import UserError
 
 
@@ -86,20 +87,8 @@ def _check_range(name: str, value, low, high) -> None:
 
 
 def auto_config(n_examples: int | None) -> TrainConfig:
-    """The config "auto" stands for: the openai-style preset when available."""
-    try:
-        from trainer.planning.presets import preset
-    except ImportError:
-        return TrainConfig()
-    return preset("openai-style", n_examples)
-
-
-def _preset_rules():
-    try:
-        from trainer.planning import presets
-    except ImportError:
-        return None
-    return presets
+    """The config "auto" stands for: the openai-style preset for this many examples."""
+    return presets.preset("openai-style", n_examples)
 
 
 def _deep_merge(base: dict, overrides: dict) -> dict:
@@ -114,16 +103,9 @@ def _deep_merge(base: dict, overrides: dict) -> dict:
 
 def _parse(data: dict) -> TrainConfig:
     try:
-        from trainer.planning.config_io import ConfigError, parse_config
-    except ImportError:
-        try:
-            return TrainConfig.model_validate(data)
-        except ValueError as exc:
-            raise MappingError(f"The resulting training config is invalid: {exc}") from None
-    try:
         return parse_config(data)
     except ConfigError as exc:
-        problems = getattr(exc, "problems", None) or [{"loc": "", "message": str(exc)}]
+        problems = exc.problems or [{"loc": "", "message": str(exc)}]
         text = "; ".join(f"{p.get('loc')}: {p.get('message')}" if p.get("loc") else str(p.get("message"))
                          for p in problems[:5])
         raise MappingError(f"The resulting training config is invalid: {text}.", param="tunepilot") from None
@@ -138,7 +120,6 @@ def build_train_config(req: FineTuningJobRequest, training_path: Path, validatio
     hp = _requested_hyperparameters(req)
     auto = auto_config(n_examples)
     data = auto.model_dump(mode="json")
-    rules = _preset_rules()
 
     epochs = auto.training.epochs
     if hp.n_epochs not in (None, "auto"):
@@ -147,16 +128,16 @@ def build_train_config(req: FineTuningJobRequest, training_path: Path, validatio
     device_batch, accumulation = auto.training.batch_size, auto.training.gradient_accumulation_steps
     if hp.batch_size not in (None, "auto"):
         _check_range("batch_size", hp.batch_size, 1, 256)
-        device_batch, accumulation = rules.split_batch(hp.batch_size) if rules else (hp.batch_size, 1)
+        device_batch, accumulation = presets.split_batch(hp.batch_size)
     effective = device_batch * accumulation
     if hp.learning_rate_multiplier in (None, "auto"):
-        multiplier = rules.openai_lr_multiplier(effective) if rules else 1.0
+        multiplier = presets.openai_lr_multiplier(effective)
     else:
         multiplier = float(hp.learning_rate_multiplier)
         if not (0 < multiplier <= 10):
             raise MappingError(f"hyperparameters.learning_rate_multiplier={multiplier} is out of range; use a "
                                "number in (0, 10] or 'auto'.", param="hyperparameters.learning_rate_multiplier")
-    learning_rate = (rules.LORA_BASE_LR * multiplier / 0.1) if rules else auto.optimizer.learning_rate * multiplier
+    learning_rate = presets.openai_learning_rate(multiplier)
 
     data["model"]["base_model"] = req.model
     data["dataset"]["path"] = str(training_path)
@@ -193,9 +174,7 @@ def remember_job(job_id: str, info: dict) -> None:
     with FileLock(str(path) + ".lock"):
         data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         data[job_id] = info
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
-        tmp.replace(path)
+        atomic.write_json(path, data)
 
 
 def remembered(job_id: str) -> dict:

@@ -7,9 +7,10 @@ from typing import AsyncIterator, Callable, Iterator
 
 import anyio
 from fastapi import Request
+from sse_starlette import ServerSentEvent
 
+from trainer.models import generation
 from trainer.models import registry as models
-from trainer.server import inference
 from trainer.server.errors import APIError
 from trainer.server.model_pool import ModelHandle
 from trainer.server.streaming import DONE_EVENT, iterate_in_thread, sse_event
@@ -40,16 +41,16 @@ def model_not_found_message(model_id: str, exc: Exception) -> str:
             "a local transformers folder also works.")
 
 
-def counted_stream(request: Request, handle: ModelHandle, prompt: inference.Prompt,
-                   params: inference.SamplingParams, stop: list[str], cancel: threading.Event,
+def counted_stream(request: Request, handle: ModelHandle, prompt: generation.Prompt,
+                   params: generation.SamplingParams, stop: list[str], cancel: threading.Event,
                    strip: bool) -> Iterator:
-    """`inference.stream` with the server's generation counters kept up to date."""
+    """`generation.stream` with the server's generation counters kept up to date."""
     stats = request.app.state.stats
     stats.started()
     final = None
     try:
-        for item in inference.stream(handle, prompt, params, stop=stop, cancel=cancel, strip=strip):
-            if isinstance(item, inference.Completion):
+        for item in generation.stream(handle, prompt, params, stop=stop, cancel=cancel, strip=strip):
+            if isinstance(item, generation.Completion):
                 final = item
             yield item
     finally:
@@ -57,10 +58,10 @@ def counted_stream(request: Request, handle: ModelHandle, prompt: inference.Prom
                     final.completion_tokens if final else 0, streamed=True)
 
 
-async def stream_events(request: Request, handle: ModelHandle, prompt: inference.Prompt,
-                        params: inference.SamplingParams, stop: list[str], strip: bool,
+async def stream_events(request: Request, handle: ModelHandle, prompt: generation.Prompt,
+                        params: generation.SamplingParams, stop: list[str], strip: bool,
                         piece_event: Callable[[str], dict],
-                        closing_events: Callable[[inference.Completion], list[dict]]) -> AsyncIterator[str]:
+                        closing_events: Callable[[generation.Completion], list[dict]]) -> AsyncIterator[ServerSentEvent]:
     """The SSE body of a streamed generation: one event per text piece, the closing events, [DONE].
 
     Chat and text completions differ only in the shape of their chunks (`piece_event`,
@@ -71,7 +72,7 @@ async def stream_events(request: Request, handle: ModelHandle, prompt: inference
     try:
         async for item in iterate_in_thread(
                 lambda: counted_stream(request, handle, prompt, params, stop, cancel, strip=strip), cancel):
-            if isinstance(item, inference.Completion):
+            if isinstance(item, generation.Completion):
                 final = item
             elif item:
                 yield sse_event(piece_event(item))

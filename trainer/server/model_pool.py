@@ -20,6 +20,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from trainer.models import registry as models
+from trainer.models.device import (
+    free_memory_bytes,
+    pick_device,
+    pick_dtype,
+    release_cached_memory,
+)
+from trainer.models.generation import has_tokenizer, load_causal_lm, load_tokenizer
 
 log = logging.getLogger("tunepilot.server")
 
@@ -57,7 +64,8 @@ class _Entry:
 
 @dataclass
 class ModelHandle:
-    """What a request needs to generate with one model id. Hold `lock` around `activated()`."""
+    """What a request needs to generate with one model id (a `trainer.models.generation.GenerationTarget`).
+    Hold `lock` around `activated()`."""
 
     model_id: str
     model: Any
@@ -228,8 +236,6 @@ class TransformersBackend:
     """Real weights: transformers models on the picked device, adapters through transformers' PEFT integration."""
 
     def __init__(self, device: str = "auto", dtype: str = "auto"):
-        from trainer.models.generation import pick_device
-
         self.device = pick_device(device)
         self.dtype = dtype
 
@@ -237,8 +243,6 @@ class TransformersBackend:
         return models.resolve(model_id, progress=False)
 
     def estimate_bytes(self, base_path: Path) -> int:
-        from trainer.models.generation import pick_dtype
-
         files = list(Path(base_path).glob("*.safetensors")) or list(Path(base_path).glob("*.bin"))
         on_disk = sum(f.stat().st_size for f in files)
         # Checkpoints are usually stored in the dtype they load in; fp32 files loaded as bf16 halve.
@@ -247,29 +251,11 @@ class TransformersBackend:
         return on_disk
 
     def load_base(self, base_path: Path, vocab_size: int | None = None):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from trainer.models.generation import pick_dtype
-
-        tokenizer = AutoTokenizer.from_pretrained(str(base_path))
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=pick_dtype(self.device, self.dtype))
-        if vocab_size and model.get_input_embeddings().weight.shape[0] != vocab_size:
-            model.resize_token_embeddings(vocab_size)
-        model.to(self.device)
-        model.eval()
-        return model, tokenizer
+        tokenizer = load_tokenizer(base_path)
+        return load_causal_lm(base_path, self.device, self.dtype, vocab_size=vocab_size), tokenizer
 
     def load_adapter_tokenizer(self, adapter_path: Path):
-        if not (Path(adapter_path) / "tokenizer_config.json").exists():
-            return None
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(adapter_path))
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        return tokenizer
+        return load_tokenizer(adapter_path) if has_tokenizer(adapter_path) else None
 
     def can_share(self, base_tokenizer, adapter_tokenizer) -> bool:
         return adapter_tokenizer is None or len(adapter_tokenizer) == len(base_tokenizer)
@@ -318,21 +304,11 @@ class TransformersBackend:
         return getattr(cfg, "max_position_embeddings", None)
 
     def release(self, model) -> None:
-        if self.device == "cuda":
-            import torch
-
-            torch.cuda.empty_cache()
+        release_cached_memory(self.device)
 
     def default_budget_bytes(self) -> int:
         """Half the memory free now (GPU memory on CUDA), so the server leaves room for training jobs."""
-        if self.device == "cuda":
-            import torch
-
-            free, _ = torch.cuda.mem_get_info()
-            return int(free * 0.5)
-        import psutil
-
-        return int(psutil.virtual_memory().available * 0.5)
+        return int(free_memory_bytes(self.device) * 0.5)
 
 
 def _stored_as_fp32(base_path: Path) -> bool:

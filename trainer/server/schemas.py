@@ -12,8 +12,8 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainer.models.generation import Prompt, SamplingParams
 from trainer.server.errors import APIError
-from trainer.server.inference import Prompt, SamplingParams
 from trainer.server.model_pool import ModelHandle
 from trainer.server.settings import ServerSettings
 

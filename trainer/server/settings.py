@@ -1,25 +1,17 @@
-"""Server settings: keys, size limits, memory budget and batching, read from the environment once.
+"""Server settings: keys, size limits, memory budget and batching, in the units the app works in.
 
 `tunepilot serve` builds these from its options; `create_app()` without arguments reads the
-environment, so `uvicorn 'trainer.server:create_app' --factory` works the same way.
+environment (`TUNEPILOT_API_KEY`, `TUNEPILOT_OWNER_KEY`, `TUNEPILOT_SERVE_*`, validated by
+`tunepilot.core.settings`), so `uvicorn 'trainer.server:create_app' --factory` works the same way.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from tunepilot.core.settings import settings
+
 MB = 1024 * 1024
-
-
-def _env_float(name: str, default: float | None) -> float | None:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number; set it to a number such as 4.") from None
 
 
 @dataclass
@@ -43,15 +35,17 @@ class ServerSettings:
 
     @classmethod
     def from_env(cls) -> "ServerSettings":
-        budget_gb = _env_float("TUNEPILOT_SERVE_MEMORY_GB", None)
+        """From the environment; a bad value raises SettingsError (a UserError and a ValueError) naming it."""
+        env = settings()
+        budget_gb = env.serve_memory_gb
         return cls(
-            api_key=os.environ.get("TUNEPILOT_API_KEY") or None,
-            owner_key=os.environ.get("TUNEPILOT_OWNER_KEY") or None,
-            max_body_bytes=int(_env_float("TUNEPILOT_SERVE_MAX_BODY_MB", 1.0) * MB),
-            max_upload_bytes=int(_env_float("TUNEPILOT_SERVE_MAX_UPLOAD_MB", 100.0) * MB),
+            api_key=env.api_key,
+            owner_key=env.owner_key,
+            max_body_bytes=int(env.serve_max_body_mb * MB),
+            max_upload_bytes=int(env.serve_max_upload_mb * MB),
             memory_budget_bytes=int(budget_gb * 1024 * MB) if budget_gb else None,
-            max_batch_size=max(1, int(_env_float("TUNEPILOT_SERVE_MAX_BATCH", 8))),
-            default_max_tokens=max(1, int(_env_float("TUNEPILOT_SERVE_DEFAULT_MAX_TOKENS", 512))),
+            max_batch_size=env.serve_max_batch,
+            default_max_tokens=env.serve_default_max_tokens,
         )
 
     @property

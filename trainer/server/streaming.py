@@ -1,8 +1,11 @@
 """Server-sent events: run a blocking token generator in a thread and feed an async SSE response.
 
-The response body is an async generator; when the client disconnects, Starlette cancels it, the
-`finally` below sets the cancel event, and the generation thread stops at its next token. Each
-event is `data: {json}` and the stream ends with `data: [DONE]`, as OpenAI's streaming API does.
+The response is sse-starlette's `EventSourceResponse`. It watches for the client's disconnect and
+then cancels the body (an async generator); the `finally` in `iterate_in_thread` sets the cancel
+event, and the generation thread stops at its next token. Each event is `data: {json}` followed by
+a blank line, and the stream ends with `data: [DONE]`, as OpenAI's streaming API does; so lines end
+in `\n` (sse-starlette's default is `\r\n`) and there are no keep-alive ping comments (clients of
+OpenAI-compatible servers that read every non-empty line as `data: ...` would choke on them).
 """
 
 from __future__ import annotations
@@ -12,19 +15,22 @@ import json
 import threading
 from typing import Any, AsyncIterator, Callable, Iterator
 
-from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
-DONE_EVENT = "data: [DONE]\n\n"
+_SEP = "\n"
 
-
-def sse_event(payload: dict) -> str:
-    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+DONE_EVENT = ServerSentEvent(data="[DONE]", sep=_SEP)
 
 
-def sse_response(events: AsyncIterator[str]) -> StreamingResponse:
-    # no-cache and no proxy buffering, so every token reaches the client as it is made.
-    return StreamingResponse(events, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+def sse_event(payload: dict) -> ServerSentEvent:
+    # JSON never holds a raw line break (json.dumps escapes them), so each event is one `data:` line.
+    return ServerSentEvent(data=json.dumps(payload, ensure_ascii=False), sep=_SEP)
+
+
+def sse_response(events: AsyncIterator[ServerSentEvent]) -> EventSourceResponse:
+    # no-cache (as before; sse-starlette would send no-store) and no proxy buffering, so every
+    # token reaches the client as it is made; ping=0: no keep-alive comments (see above).
+    return EventSourceResponse(events, sep=_SEP, ping=0, headers={"Cache-Control": "no-cache"})
 
 
 async def iterate_in_thread(make_iterator: Callable[[], Iterator[Any]], cancel: threading.Event) -> AsyncIterator[Any]:

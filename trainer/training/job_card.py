@@ -12,6 +12,7 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+from trainer.planning.output_dir import JOB_CARD
 from trainer.planning.schema import TrainConfig
 
 _PACKAGES = ("tunepilot", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
@@ -42,15 +43,13 @@ def settings_with_sources(cfg: TrainConfig) -> list[dict]:
     return rows
 
 
-def memory_estimate(cfg: TrainConfig) -> dict | None:
-    """The config engineer's estimate (`trainer.planning.memory`), when that module is available."""
-    try:
-        from trainer.planning.memory import estimate
-    except ImportError:
-        return None
+def memory_estimate(cfg: TrainConfig) -> dict:
+    """The memory estimate (`trainer.planning.memory`) of this config, to compare with the measured peak."""
+    from trainer.planning.memory import estimate
+
     try:
         return estimate(cfg).to_dict()
-    except Exception as exc:  # an estimate must never fail a finished training run
+    except Exception as exc:  # noqa: BLE001 (an estimate must never fail a finished training run)
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
@@ -89,8 +88,8 @@ def render_markdown(card: dict) -> str:
               f"- Duration: {card['duration_s']} s, steps {card['steps']['completed']}/{card['steps']['total']}",
               f"- Trained tokens: {card['trained_tokens']:,}",
               f"- Loss: first {card['loss']['first']}, last {card['loss']['last']}, min {card['loss']['min']}",
-              f"- Peak memory: {card['memory']['peak_measured_mb']} MB measured ({card['memory']['measured_as']}); "
-              f"estimated {card['memory']['estimated_total_mb'] if card['memory']['estimated_total_mb'] is not None else 'n/a'} MB",
+              (f"- Peak memory: {card['memory']['peak_measured_mb']} MB measured ({card['memory']['measured_as']}); "
+               f"estimated {card['memory']['estimated_total_mb'] if card['memory']['estimated_total_mb'] is not None else 'n/a'} MB"),
               "", "## Data", ""]
     lines += [f"- {k}: {v}" for k, v in card["data"].items() if k != "skipped_rows"]
     if card["data"]["skipped_rows"]:
@@ -107,6 +106,6 @@ def write_job_card(cfg: TrainConfig, result, params: dict, precision, device: st
     card = build_job_card(cfg, result, params, precision, device)
     out = Path(result.output_dir)
     (out / "job_card.md").write_text(render_markdown(card), encoding="utf-8")
-    path = out / "job_card.json"
+    path = out / JOB_CARD
     path.write_text(json.dumps(card, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     return path

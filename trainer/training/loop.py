@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from transformers import Trainer
 
 from trainer.data.sft import IGNORE
-
-STAGING_DIRNAME = ".staging"
+from trainer.planning.output_dir import STAGING_DIRNAME
+from tunepilot.core import atomic
 
 
 def _accepts_logits_to_keep(model) -> bool:
@@ -83,22 +83,11 @@ class SFTTrainer(Trainer):
         self.accelerator.wait_for_everyone()
         if self.args.should_save:
             final = os.path.join(real_output, name)
-            if os.path.isdir(final):
-                shutil.rmtree(final)
-            os.replace(os.path.join(staging, name), final)
+            atomic.replace_dir(os.path.join(staging, name), final)
             if self.state.best_model_checkpoint and STAGING_DIRNAME in self.state.best_model_checkpoint:
                 self.state.best_model_checkpoint = final
             self._rotate_checkpoints(use_mtime=False, output_dir=real_output)
         self.accelerator.wait_for_everyone()
-
-
-def latest_checkpoint(output_dir) -> str | None:
-    """The newest complete checkpoint folder (staging leftovers of a failed save are ignored)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    if not os.path.isdir(output_dir):
-        return None
-    return get_last_checkpoint(str(output_dir))
 
 
 def peak_memory_mb() -> float:

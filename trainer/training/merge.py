@@ -8,10 +8,10 @@ largest absolute difference is reported (float32 merges land around 1e-5 or belo
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
+from tunepilot.core import atomic
 from tunepilot.core.errors import UserError
 
 PROBE_PROMPTS = [
@@ -26,16 +26,13 @@ class MergeError(UserError, ValueError):
 
 
 def find_adapter(job_or_dir: str) -> Path:
-    """A job id, an `ft:` model id, a run folder, or an adapter folder -> the adapter folder."""
-    ref = str(job_or_dir).strip()
-    if ref.startswith("ftjob-"):
-        from trainer.jobs import queue as jobs
+    """An `ft:` model id, a run folder, or an adapter folder -> the adapter folder.
 
-        job = jobs.get_job(ref)
-        if job["status"] != "succeeded":
-            raise MergeError(f"Job {ref} is {job['status']}; only a succeeded job has an adapter to merge.")
-        ref = job["output_dir"]
-    elif ref.startswith("ft:"):
+    Job ids (`ftjob-...`) are turned into their run folder by the caller (`tunepilot merge` asks
+    `trainer.jobs`, a layer above this one), so the messages below still name them as accepted.
+    """
+    ref = str(job_or_dir).strip()
+    if ref.startswith("ft:"):
         from trainer.models import registry as models
 
         resolved = models.resolve(ref)
@@ -102,8 +99,6 @@ def merge(job_or_dir: str, out: str | Path | None = None, probes: list[str] | No
     (staging / "merge_info.json").write_text(json.dumps(
         {"adapter": str(adapter), "base_model": base_ref, "max_logit_diff": max_diff, "probes": prompts},
         indent=2, ensure_ascii=False), encoding="utf-8")
-    if target.exists():
-        target.rmdir()
-    os.replace(staging, target)
+    atomic.replace_dir(staging, target)  # `target` is missing or empty (checked above)
     return {"output_dir": str(target), "max_logit_diff": max_diff, "adapter": str(adapter),
             "base_model": base_ref, "probes": len(prompts)}

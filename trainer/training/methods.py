@@ -1,19 +1,15 @@
 """Fine-tuning methods: how the base model is loaded and which parameters train.
 
 One `apply_method` branches on `method.type` (lora / qlora / full / freeze); the recipe never copies
-itself per method. Precision policy (why): adapters train best in float32 while the frozen base can
-run in bfloat16, which on CPUs with AVX512-BF16/AMX and on modern GPUs makes the matmuls several
-times faster, so LoRA loads the base in bf16 (where fast) with float32 adapters. Full and freeze
-methods update base weights, so they keep float32 master weights and use bf16 autocast instead.
+itself per method. The precision each method trains in is part of the device/dtype policy in
+`trainer.models.device` (`training_precision`).
 """
 
 from __future__ import annotations
 
-import importlib.util
-from dataclasses import dataclass
-
 import torch
 
+from trainer.models.device import Environment, Precision, training_precision
 from trainer.planning.schema import TrainConfig
 from tunepilot.core.errors import UserError
 
@@ -22,29 +18,9 @@ class MethodError(UserError, ValueError):
     """The method cannot run as configured here (e.g. QLoRA without CUDA); the message says what to change."""
 
 
-@dataclass
-class Precision:
-    load_dtype: torch.dtype  # dtype of the base weights in memory
-    autocast: str | None  # "bf16" / "fp16" for Trainer mixed precision, or None
-
-
-def has_bitsandbytes() -> bool:
-    return importlib.util.find_spec("bitsandbytes") is not None
-
-
 def precision_for(cfg: TrainConfig, device: str) -> Precision:
-    from trainer.models.generation import pick_dtype
-
-    fast = pick_dtype(device, cfg.model.dtype)
-    if cfg.method.type in ("lora", "qlora"):
-        if fast == torch.float16 and device == "cpu":
-            fast = torch.float32  # fp16 matmuls are slow and lossy on CPU
-        return Precision(load_dtype=fast, autocast=None)
-    if fast == torch.bfloat16:
-        return Precision(load_dtype=torch.float32, autocast="bf16")
-    if fast == torch.float16 and device == "cuda":
-        return Precision(load_dtype=torch.float32, autocast="fp16")
-    return Precision(load_dtype=torch.float32, autocast=None)
+    """The precision `cfg`'s method trains in on `device` (`trainer.models.device.training_precision`)."""
+    return training_precision(cfg.method.type, device, cfg.model.dtype)
 
 
 def check_method(cfg: TrainConfig, device: str) -> None:
@@ -52,10 +28,10 @@ def check_method(cfg: TrainConfig, device: str) -> None:
     if cfg.method.type == "qlora":
         if device != "cuda":
             raise MethodError("QLoRA needs a CUDA GPU (4-bit bitsandbytes kernels); use method.type = \"lora\" on this machine.")
-        if not has_bitsandbytes():
+        if not Environment.detect().has_bitsandbytes:
             raise MethodError("QLoRA needs the bitsandbytes package; install it (pip install bitsandbytes) or use method.type = \"lora\".")
     if cfg.optimizer.type in ("adamw_8bit", "paged_adamw_8bit", "lion", "lion_8bit"):
-        if not has_bitsandbytes() or device != "cuda":
+        if not Environment.detect().has_bitsandbytes or device != "cuda":
             raise MethodError(f"optimizer.type = {cfg.optimizer.type!r} needs CUDA and bitsandbytes; use \"adamw\" here.")
 
 

@@ -9,7 +9,6 @@ so the same code runs in one process or under `accelerate launch` on several dev
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import time
@@ -17,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from trainer.models.device import Precision
+from trainer.planning.output_dir import STAGING_DIRNAME, WORKER_LOG, inspect
 from trainer.planning.schema import TrainConfig
 from trainer.training.callbacks import (
     MetricsCallback,
@@ -26,18 +27,15 @@ from trainer.training.callbacks import (
 )
 from trainer.training.methods import (
     OPTIMIZER_NAMES,
-    Precision,
     apply_method,
     check_method,
     load_model,
     precision_for,
     trainable_summary,
 )
+from tunepilot.core import atomic
 from tunepilot.core.errors import UserError
 
-# Files the job machinery may put in an output folder before training starts; they do not make
-# the folder "used".
-_OWN_FILES = {".staging", "worker.log"}
 FINAL_ADAPTER_DIR = "adapter"
 FINAL_MODEL_DIR = "model"
 
@@ -83,7 +81,7 @@ def train(cfg: TrainConfig, output_dir: str | Path, on_event: Callable[[dict], N
           resume: bool = True, overwrite: bool = False, skip_bad_rows: bool = False,
           should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Run one training config in this process; returns when finished or stopped (`should_stop`)."""
-    from trainer.models.generation import pick_device
+    from trainer.models.device import pick_device
     from trainer.training.loop import peak_memory_mb
 
     sink = on_event or (lambda _e: None)
@@ -96,6 +94,11 @@ def train(cfg: TrainConfig, output_dir: str | Path, on_event: Callable[[dict], N
     sink(event(f"Loading tokenizer and model from {base_path}"))
     tokenizer = load_tokenizer(base_path, cfg)
     precision = precision_for(cfg, device)
+    # training.seed covers initialisation too: the LoRA matrices are drawn here, before the Trainer seeds,
+    # so without this a second run in the same process starts from other adapter weights.
+    from transformers import set_seed
+
+    set_seed(cfg.training.seed)
     model = load_model(cfg, base_path, device, precision)
     model = apply_method(model, cfg)
     params = trainable_summary(model)
@@ -133,23 +136,20 @@ def train(cfg: TrainConfig, output_dir: str | Path, on_event: Callable[[dict], N
 # ---------------------------------------------------------------- steps
 
 def prepare_output_dir(out: Path, resume: bool, overwrite: bool) -> tuple[Path, str | None]:
-    """Create the folder; refuse a used one unless overwriting; find the checkpoint to resume from."""
-    from trainer.training.loop import latest_checkpoint
+    """Create the folder; refuse one in use unless overwriting; find the checkpoint to resume from.
 
-    out = out.expanduser().resolve()
-    used = out.exists() and any(p.name not in _OWN_FILES for p in out.iterdir())
-    if used and overwrite:
+    "In use" follows `trainer.planning.output_dir`, the rules the launch check and the job queue apply too.
+    """
+    state = inspect(out)
+    out = state.path
+    if state.used and overwrite:
         for p in out.iterdir():
-            if p.name != "worker.log":
+            if p.name != WORKER_LOG:  # the running job's own log
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
-        used = False
-    if used:
-        checkpoint = latest_checkpoint(out) if resume else None
-        finished = (out / "job_card.json").exists()
-        if checkpoint and not finished:
-            return out, checkpoint
-        raise TrainError(f"Output folder {out} already holds a {'finished run' if finished else 'different run'}; "
-                         "choose another saving.output_dir or pass --overwrite.")
+    elif state.resumable and resume:
+        return out, state.checkpoint
+    elif state.used:
+        raise TrainError(state.in_use_message())
     out.mkdir(parents=True, exist_ok=True)
     return out, None
 
@@ -319,11 +319,11 @@ def run_training(trainer, resume_from: str | None) -> None:
 
 def save_outputs(trainer, tokenizer, cfg: TrainConfig, out: Path, base_path: Path) -> str:
     """Final adapter (or model) + tokenizer + resolved config, written to a staging folder then renamed."""
-    from trainer.planning.schema import save_config
+    from trainer.planning.config_io import dump_config
 
     is_adapter = cfg.method.type in ("lora", "qlora")
     final = out / (FINAL_ADAPTER_DIR if is_adapter else FINAL_MODEL_DIR)
-    staging = out / ".staging" / final.name
+    staging = out / STAGING_DIRNAME / final.name
     if trainer.is_world_process_zero() and staging.exists():
         shutil.rmtree(staging)
     trainer.save_model(str(staging))
@@ -332,10 +332,8 @@ def save_outputs(trainer, tokenizer, cfg: TrainConfig, out: Path, base_path: Pat
         tokenizer.save_pretrained(str(staging))
         if is_adapter:
             name_base_model(staging / "adapter_config.json", base_model_reference(cfg, base_path))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-        save_config(cfg, out / "config.yaml")
+        atomic.replace_dir(staging, final)
+        dump_config(cfg, out / "config.yaml")
     trainer.accelerator.wait_for_everyone()
     return str(final)
 
@@ -361,28 +359,3 @@ def make_result(status, cfg, trainer, metrics, sampler, data, out, final_path, s
         data_stats=data.stats, skipped_rows=data.skipped_rows, resumed_from=resume_from,
         world_size=trainer.args.world_size,
     )
-
-
-# ---------------------------------------------------------------- the fine-tuned model id
-
-def short_base_name(base_model: str) -> str:
-    """`gemma-3-270m` stays; a folder becomes its name; `org/name` becomes `name` (ids must not hold ':' or '/')."""
-    name = base_model.rstrip("/").split("/")[-1] if ("/" in base_model or os.sep in base_model) else base_model
-    return name.replace(":", "-") or "model"
-
-
-def fine_tuned_model_id(cfg: TrainConfig, run_id: str, suffix: str | None = None) -> str:
-    suffix = (suffix or cfg.saving.suffix or "").replace(":", "-")
-    return f"ft:{short_base_name(cfg.model.base_model)}:{suffix}:{run_id}"
-
-
-def register_result(result: TrainResult, cfg: TrainConfig, model_id: str) -> None:
-    """Make `model_id` usable wherever a model is accepted (chat-model, evals, serve)."""
-    from trainer.models import registry as models
-
-    if result.is_adapter:
-        models.register_finetuned(model_id, base_model=cfg.model.base_model, adapter_path=result.final_path,
-                                  output_dir=result.output_dir)
-    else:
-        models.register_finetuned(model_id, base_model=cfg.model.base_model, adapter_path=None,
-                                  merged_path=result.final_path, output_dir=result.output_dir)

@@ -135,19 +135,18 @@ def render_config(console, result: dict) -> None:
 def _save_config(config: dict, path: str) -> str:
     from pathlib import Path
 
-    from trainer.planning.config_io import parse_config
-    from trainer.planning.schema import save_config
+    from trainer.planning.config_io import dump_config, parse_config
 
     target = Path(path).expanduser()
     if target.suffix.lower() not in (".toml", ".yaml", ".yml"):
         raise UserError(f"cannot save to {path!r}: use a .toml, .yaml or .yml file name")
     target.parent.mkdir(parents=True, exist_ok=True)
-    save_config(parse_config(config), target)
+    dump_config(parse_config(config), target)
     return str(target)
 
 
 def _launch(config: dict) -> dict:
-    from trainer.jobs import queue as jobs
+    from trainer import jobs
     from trainer.planning.config_io import parse_config
 
     try:

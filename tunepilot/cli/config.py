@@ -1,8 +1,8 @@
 """`tunepilot config ...`: validate, estimate, schema, init from a preset, diffusion (kohya) configs,
 and `tunepilot config --from-text TEXT` (the assistant's conversation-to-config path).
 
-A thin layer over trainer.planning.config_io / trainer.planning.rules / trainer.planning.memory / trainer.planning.presets /
-trainer.planning.diffusion. Invalid configs and user mistakes exit with code 2; `--json` prints exactly one
+A thin layer over trainer.planning.config_io (reading and writing files) / trainer.planning.findings
+(schema problems + rule findings) / trainer.planning.memory / trainer.planning.presets / trainer.planning.diffusion. Invalid configs and user mistakes exit with code 2; `--json` prints exactly one
 JSON document on stdout.
 """
 
@@ -86,11 +86,9 @@ def config_main(
     if from_text is None:
         typer.echo(ctx.get_help())
         raise typer.Exit(0)
+    from assistant.config_from_text import config_from_text
+
     with user_errors():
-        try:
-            from assistant.config_from_text import config_from_text
-        except ImportError:
-            fail("config --from-text needs assistant.config_from_text, which is not installed in this build.")
         result = config_from_text(from_text)
         if out is not None:
             from trainer.planning.config_io import ConfigError, parse_config
@@ -104,9 +102,9 @@ def config_main(
         if json_out:
             emit_json(result)
             return
-        import tomli_w
+        from trainer.planning.config_io import dumps_data
 
-        typer.echo(tomli_w.dumps(result["config"]))
+        typer.echo(dumps_data(result["config"], "toml"))
         _print_findings(result["validation"], "validation")
         if result.get("memory_estimate"):
             _print_estimate({"breakdown": {}, "notes": [], **result["memory_estimate"]})
@@ -123,18 +121,10 @@ def validate_cmd(
     for_launch: bool = typer.Option(False, "--for-launch", help="Also check the dataset and output folder on this machine."),
 ) -> None:
     """Check a config: schema problems and every rule, each with the doc passage it comes from."""
-    from trainer.planning.config_io import load_config_lenient
-    from trainer.planning.rules import validate
+    from trainer.planning.findings import check_config
 
     with user_errors():
-        config, problems = load_config_lenient(file)
-        schema = [{"rule_id": "syntax" if config is None else "schema", "severity": "error", "field": p["loc"],
-                   "message": p["message"], "source": None, "heading": None} for p in problems]
-        report = {"errors": list(schema), "warnings": []}
-        if config is not None:
-            found = validate(config, for_launch=for_launch).to_dict()
-            report["errors"] += found["errors"]
-            report["warnings"] += found["warnings"]
+        report = check_config(file, for_launch=for_launch).to_dict()
         report["ok"] = not report["errors"]
         if json_out:
             emit_json(report)
@@ -235,7 +225,7 @@ def diffusion_init(
     image_dir: str = typer.Option("", "--images", help="Folder of training images with captions."),
     model: str = typer.Option("", "--model", help="Base checkpoint (.safetensors) or diffusers folder."),
     gpu: Optional[str] = typer.Option(None, "--gpu", help='The GPU that will train, e.g. "RTX 4090" (checks bf16 and 8-bit optimizers against it).'),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the tunepilot diffusion config here (.toml/.yaml); else print TOML."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the tunepilot diffusion config here (.toml, .yaml or .json); else print TOML."),
 ) -> None:
     """Start a diffusion LoRA config with common values for the model family."""
     from trainer.planning.diffusion import NATIVE_RESOLUTION, diffusion_preset
@@ -245,16 +235,12 @@ def diffusion_init(
             fail(f"unknown base {base!r}; choose one of: {', '.join(NATIVE_RESOLUTION)}")
         cfg = diffusion_preset(base, image_dir=image_dir, pretrained_model=model)
         cfg.hardware.gpu = gpu
-        import tomli_w
-        import yaml
-
-        data = cfg.to_dict()
         if out is None:
-            typer.echo(tomli_w.dumps(data))
+            from trainer.planning.config_io import dumps_config
+
+            typer.echo(dumps_config(cfg, "toml"))
             return
-        text = yaml.safe_dump(data, sort_keys=False) if out.suffix.lower() in (".yaml", ".yml") else tomli_w.dumps(data)
-        out.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {out}")
+        typer.echo(f"wrote {_write_config(cfg, out)}")
 
 
 @diffusion_app.command("validate")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 import typer
@@ -10,6 +9,7 @@ import typer
 from tunepilot.cli.common import emit_json, fail, user_errors
 from tunepilot.cli.models import models_app
 from tunepilot.core.errors import UserError
+from tunepilot.core.settings import settings as env_settings
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -37,10 +37,7 @@ def serve(
     from trainer.server.settings import MB, ServerSettings
 
     with user_errors():
-        try:
-            settings = ServerSettings.from_env()
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        settings = ServerSettings.from_env()  # a bad TUNEPILOT_SERVE_* value is a one-line UserError
         if api_key is not None:
             settings.api_key = api_key or None
         if owner_key is not None:
@@ -96,8 +93,8 @@ def delete_model(
 
     with user_errors():
         try:
-            check_owner_key(owner_key, os.environ.get("TUNEPILOT_API_KEY") or None,
-                            os.environ.get("TUNEPILOT_OWNER_KEY") or None)
+            env = env_settings()
+            check_owner_key(owner_key, env.api_key, env.owner_key)
             result = delete_finetuned_model(model_id)
         except (OwnerKeyError, ModelNotDeletable) as exc:
             raise UserError(str(exc).replace("present it", "pass it with --owner-key")) from None

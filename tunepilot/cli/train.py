@@ -1,6 +1,6 @@
 """CLI for the trainer: `train`, `jobs ...`, `data check`, `merge`, `demo`.
 
-Thin by design: every command calls one library function (trainer.training.recipe / trainer.jobs.queue /
+Thin by design: every command calls one library function (trainer.training.recipe + finish / trainer.jobs /
 trainer.data.check / trainer.training.merge / tunepilot.demo) and only formats its result. Progress goes to
 stderr so `--json` leaves exactly one JSON document on stdout.
 """
@@ -8,6 +8,7 @@ stderr so `--json` leaves exactly one JSON document on stdout.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from typing import Optional
 
 import typer
@@ -70,21 +71,25 @@ class _ProgressSink:
 
 def run_foreground(cfg, output_dir: Optional[str], overwrite: bool, skip_bad_rows: bool, suffix: Optional[str],
                    quiet: bool, run_prefix: str = "run") -> dict:
-    """Train in this process with a progress bar, register the result, and return a summary dict."""
-    import secrets
-
+    """Train in this process with a progress bar, finish the run (register, merge if asked), return a summary dict."""
     from trainer.run_config import default_output_dir
-    from trainer.training.recipe import fine_tuned_model_id, register_result, train
+    from trainer.training.finish import fine_tuned_model_id, finish_run, new_run_id
+    from trainer.training.recipe import train
 
-    run_id = f"{run_prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    run_id = new_run_id(run_prefix)
     out = output_dir or cfg.saving.output_dir or str(default_output_dir(run_id))
     with _ProgressSink(quiet) as sink:
         result = train(cfg, out, on_event=sink, overwrite=overwrite, skip_bad_rows=skip_bad_rows)
     summary = result.to_dict()
-    if result.status == "succeeded":
-        model_id = fine_tuned_model_id(cfg, run_id, suffix=suffix)
-        register_result(result, cfg, model_id)
-        summary["fine_tuned_model"] = model_id
+    if result.status != "succeeded":
+        return summary
+    merging = cfg.saving.merge_after_training and result.is_adapter
+    # After the progress bar has closed: rich shows one live display at a time.
+    with sink.console.status("Merging adapter into the base model...") if merging else nullcontext():
+        finished = finish_run(result, cfg, fine_tuned_model_id(cfg, run_id, suffix=suffix), on_event=sink)
+    summary["fine_tuned_model"] = finished.fine_tuned_model
+    if finished.merged is not None:
+        summary["merged"] = finished.merged
     return summary
 
 
@@ -106,6 +111,8 @@ def train_cmd(
         emit_json(summary)
         return
     typer.echo(f"{summary['status']}: {summary['final_path'] or summary['output_dir']}")
+    if summary.get("merged"):
+        typer.echo(f"merged model: {summary['merged']['output_dir']}")
     if summary.get("fine_tuned_model"):
         typer.echo(f"model id: {summary['fine_tuned_model']}  (try: tunepilot chat-model {summary['fine_tuned_model']} --prompt ...)")
 
@@ -130,7 +137,7 @@ def jobs_create(
     as_json: bool = typer.Option(False, "--json", help="Print the job as JSON."),
 ) -> None:
     """Validate a config and its data, then train it in a background process."""
-    from trainer.jobs import queue as jobs
+    from trainer import jobs
     from trainer.run_config import load_run_config
 
     with user_errors():
@@ -148,7 +155,7 @@ def jobs_list(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List jobs, newest first."""
-    from trainer.jobs import queue as jobs
+    from trainer import jobs
 
     with user_errors():
         items = jobs.list_jobs(limit=limit)
@@ -168,7 +175,7 @@ def jobs_list(
 @jobs_app.command("get")
 def jobs_get(job_id: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show one job."""
-    from trainer.jobs import queue as jobs
+    from trainer import jobs
 
     with user_errors():
         job = jobs.get_job(job_id)
@@ -182,7 +189,7 @@ def jobs_cancel(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Cancel a queued or running job (a running one saves a checkpoint first, so it can be resumed)."""
-    from trainer.jobs import queue as jobs
+    from trainer import jobs
 
     with user_errors():
         job = jobs.cancel_job(job_id, wait=wait)
@@ -192,7 +199,7 @@ def jobs_cancel(
 @jobs_app.command("resume")
 def jobs_resume(job_id: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Continue a failed or cancelled job from its latest checkpoint."""
-    from trainer.jobs import queue as jobs
+    from trainer import jobs
 
     with user_errors():
         job = jobs.resume_job(job_id)
@@ -207,7 +214,7 @@ def jobs_events(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (with --follow: once the job has finished)."),
 ) -> None:
     """Show a job's events (messages, metrics, samples)."""
-    from trainer.jobs import queue as jobs
+    from trainer import jobs
 
     collected: list[dict] = []
     with user_errors():
@@ -285,13 +292,28 @@ def merge_cmd(
     from trainer.training.merge import merge
 
     with user_errors():
+        source = _merge_source(job_or_dir)
         with _stderr_console().status("Merging adapter into the base model..."):
-            result = merge(job_or_dir, out=out)
+            result = merge(source, out=out)
     if as_json:
         emit_json(result)
     else:
         typer.echo(f"merged model: {result['output_dir']}")
         typer.echo(f"max |logit difference| vs adapter+base on {result['probes']} probe prompts: {result['max_logit_diff']:.3e}")
+
+
+def _merge_source(ref: str) -> str:
+    """A job id -> its run folder (only a succeeded job has an adapter); anything else as given."""
+    ref = ref.strip()
+    if not ref.startswith("ftjob-"):
+        return ref
+    from trainer import jobs
+    from trainer.training.merge import MergeError
+
+    job = jobs.get_job(ref)
+    if job["status"] != "succeeded":
+        raise MergeError(f"Job {ref} is {job['status']}; only a succeeded job has an adapter to merge.")
+    return job["output_dir"]
 
 
 def demo_cmd(

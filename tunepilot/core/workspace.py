@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from tunepilot.core.errors import UserError
+from tunepilot.core.settings import settings
 
 
 class WorkspaceError(UserError, RuntimeError):
@@ -19,7 +20,7 @@ class WorkspaceError(UserError, RuntimeError):
 
 def home() -> Path:
     """The workspace root, created on first use; raises WorkspaceError with the fix if unusable."""
-    root = Path(os.environ.get("TUNEPILOT_HOME", ".tunepilot")).expanduser().resolve()
+    root = Path(settings().home).expanduser().resolve()
     try:
         root.mkdir(parents=True, exist_ok=True)
         # A per-process name: several processes (CLI, UI, job workers) probe the same folder at once.

@@ -8,8 +8,8 @@ model has never heard of her, so the eval shows whether fine-tuning taught the p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 DEMO_DIR = Path(__file__).resolve().parent
 DEMO_CONFIG = DEMO_DIR / "demo.toml"
@@ -27,49 +27,26 @@ def demo_config(epochs: float | None = None):
     return cfg
 
 
-def _eval_rows() -> list[dict]:
-    import csv
-
-    with open(EVAL_FILE, encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
 def evaluate(base: str, tuned: str, echo: Callable[[str], None], progress: bool = True) -> dict:
-    """Score both models on the eval set: with evals.runner when available, else directly."""
-    try:
-        from evals.runner import run_eval
-        from evals.spec import EvalSpec
-    except ImportError:
-        run_eval = None
-    if run_eval is not None:
-        spec = EvalSpec(dataset=str(EVAL_FILE), input_column="input", expected_column="expected",
-                        providers=[{"id": base, "label": "base"}, {"id": tuned, "label": "fine-tuned"}],
-                        scorers=["contains", "chrf"], generation={"max_new_tokens": 40, "batch_size": 8})
-        report = run_eval(spec, progress=progress)
-        for name, info in report.get("models", {}).items():
-            echo(f"  {name}: " + ", ".join(f"{k}={v:.3f}" for k, v in info.get("scores", {}).items()
-                                          if isinstance(v, (int, float))))
-        return {"engine": "evals.runner", "report": report}
-    return _evaluate_directly(base, tuned, echo)
+    """Score both models on the eval set with the eval harness (contains + chrF), echoing each model's scores."""
+    from evals.runner import run_eval
+    from evals.spec import EvalSpec
 
-
-def _evaluate_directly(base: str, tuned: str, echo: Callable[[str], None]) -> dict:
-    from trainer.models.generation import build_messages, generate, load
-
-    rows = _eval_rows()
-    batch = [build_messages(r["input"]) for r in rows]
-    answers = {name: generate(load(name), batch, max_new_tokens=40) for name in (base, tuned)}
-    scores = {name: sum(r["expected"] in a for r, a in zip(rows, answers[name])) / len(rows) for name in answers}
-    for i, r in enumerate(rows):
-        echo(f"  Q: {r['input']}\n    base:       {answers[base][i]}\n    fine-tuned: {answers[tuned][i]}")
-    echo(f"  says the persona line: base {scores[base]:.0%}, fine-tuned {scores[tuned]:.0%}")
-    return {"engine": "direct", "contains_expected": scores,
-            "rows": [{"input": r["input"], "base": answers[base][i], "fine_tuned": answers[tuned][i]} for i, r in enumerate(rows)]}
+    spec = EvalSpec(dataset=str(EVAL_FILE), input_column="input", expected_column="expected",
+                    providers=[{"id": base, "label": "base"}, {"id": tuned, "label": "fine-tuned"}],
+                    scorers=["contains", "chrf"], generation={"max_new_tokens": 40, "batch_size": 8})
+    report = run_eval(spec, progress=progress)
+    for name, info in report.get("models", {}).items():
+        echo(f"  {name}: " + ", ".join(f"{k}={v:.3f}" for k, v in info.get("scores", {}).items()
+                                      if isinstance(v, (int, float))))
+    return {"engine": "evals.runner", "report": report}
 
 
 def run_demo(train_fn: Callable, epochs: float | None = None, output_dir: str | None = None, quiet: bool = False,
              echo: Callable[[str], None] = print) -> dict:
-    """train -> chat-model -> eval. `train_fn(cfg, output_dir)` trains and returns a summary with `fine_tuned_model`."""
+    """train -> chat-model -> eval. `train_fn(cfg, output_dir)` trains and finishes the run (registers the model,
+    merges it when the config asks: `tunepilot.cli.train.run_foreground`, which calls `finish_run`) and returns
+    a summary with `fine_tuned_model`."""
     from trainer.models.generation import chat
 
     cfg = demo_config(epochs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from trainer.jobs import queue as jobs
+from trainer import jobs
 from tunepilot.ui.widgets.errors import shown_as_error
 from tunepilot.ui.widgets.i18n import column_labels, t
 from tunepilot.ui.widgets.job_card import find_job_card

@@ -1,7 +1,7 @@
 """The config card shown in the chat when a message asks for training.
 
 It starts from `config_from_text(...)`'s config, lets the person edit the fields people change
-most, and on every edit re-validates with the library (`parse_config`, `rules.validate(...,
+most, and on every edit re-validates with the library (`findings.check_config(...,
 for_launch=True)`, `memory.estimate`), so what the card shows is exactly what `tunepilot config
 validate` would say. Launch is disabled, with the reason, while validation has errors.
 """
@@ -12,8 +12,8 @@ import copy
 
 import streamlit as st
 
-from tunepilot.ui.widgets.errors import one_line, shown_as_error
-from tunepilot.ui.widgets.i18n import t
+from tunepilot.ui.widgets.errors import shown_as_error
+from tunepilot.ui.widgets.i18n import current_lang, t
 from tunepilot.ui.widgets.memory_bar import render_memory_bar
 
 METHODS = ["lora", "qlora", "full", "freeze"]
@@ -82,7 +82,7 @@ def _render_findings(report: dict) -> None:
 
 
 def _launch(cfg, report: dict, key: str) -> None:
-    from trainer.jobs import queue as jobs
+    from trainer import jobs
 
     errors = report.get("errors", [])
     reason = t("card.launch_blocked", reason=errors[0]["message"], n=len(errors)) if errors else None
@@ -102,26 +102,29 @@ def _launch(cfg, report: dict, key: str) -> None:
 
 def render_config_card(result: dict, key: str) -> None:
     """The whole card for one `config_from_text` result; `key` keeps its widgets apart from other cards."""
-    from trainer.planning import memory, rules
-    from trainer.planning.config_io import ConfigError, dumps_config, parse_config
+    from trainer.planning import memory
+    from trainer.planning.config_io import dumps_config
+    from trainer.planning.findings import check_config
 
     with st.container(border=True):
         st.markdown(f"#### 🧾 {t('card.title')}")
         edited = _edit_fields(result.get("config", {}), key)
-        try:
-            cfg = parse_config(edited)
-        except ConfigError as exc:
-            problems = getattr(exc, "problems", None) or [{"loc": "", "message": one_line(exc)}]
-            for problem in problems:
+        # Schema problems and rule findings in one pass, as `tunepilot config validate --for-launch` reports them.
+        checked = check_config(edited, for_launch=True, lang=current_lang())
+        if checked.problems:
+            for problem in checked.problems:
                 st.error(f"`{problem.get('loc', '')}`: {problem.get('message', '')}")
             st.button(t("card.launch"), disabled=True, key=f"{key}.launch", help=t("card.fix_fields"))
             st.caption(f"🔒 {t('card.fix_fields')}")
             return
 
-        report = with_request_findings(rules.validate(cfg, for_launch=True).to_dict(), result.get("validation") or {})
+        cfg = checked.config
+        report = with_request_findings(checked.to_dict(), result.get("validation") or {})
         _render_findings(report)
         st.markdown(f"**{t('card.memory')}**")
-        render_memory_bar(memory.estimate(cfg).to_dict())
+        # A model the estimator cannot size (a name outside the catalogue) is one line, not a traceback.
+        with shown_as_error():
+            render_memory_bar(memory.estimate(cfg).to_dict())
 
         explanations = result.get("explanations") or []
         if explanations:
