@@ -39,6 +39,7 @@ from evals.spec import (
     EvalSpec,
     ScorerSpec,
 )
+from tunepilot.core.progress import progress_bar
 
 
 @dataclass
@@ -304,21 +305,7 @@ class _NoBar:
 
 
 def _progress_bar(enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    # stderr, so `--json` keeps stdout to exactly one document.
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=Console(stderr=True))
+    return progress_bar() if enabled else _NoBar()
 
 
 # ---------------------------------------------------------------- summary

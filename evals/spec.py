@@ -40,6 +40,7 @@ from pydantic import (
 )
 
 from evals.errors import EvalError
+from tunepilot.core.settings import DEFAULT_OPENAI_TIMEOUT_S
 
 DEFAULT_SCORERS_WITH_EXPECTED = ("exact", "icontains", "rouge_l", "bleu", "chrf", "latency")
 DEFAULT_SCORERS_WITHOUT_EXPECTED = ("latency",)
@@ -52,7 +53,7 @@ class ProviderSpec(BaseModel):
     label: Optional[str] = Field(None, description="Name used in reports; defaults to the id.")
     base_url: Optional[str] = Field(None, description="OpenAI-compatible endpoint for openai: providers.")
     api_key: Optional[str] = Field(None, description="API key for openai: providers (prefer the env variable).")
-    timeout_s: float = Field(60.0, gt=0, description="Per-request timeout for openai: providers.")
+    timeout_s: float = Field(DEFAULT_OPENAI_TIMEOUT_S, gt=0, description="Per-request timeout for openai: providers; else TUNEPILOT_OPENAI_TIMEOUT.")
 
     @property
     def name(self) -> str:
@@ -81,10 +82,10 @@ class GenerationSpec(BaseModel):
 class JudgeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    base_url: Optional[str] = Field(None, description="OpenAI-compatible endpoint; else TUNEPILOT_OPENAI_BASE_URL.")
-    api_key: Optional[str] = Field(None, description="Else TUNEPILOT_OPENAI_API_KEY.")
-    model: Optional[str] = Field(None, description="Else TUNEPILOT_OPENAI_MODEL.")
-    timeout_s: float = Field(60.0, gt=0)
+    base_url: Optional[str] = Field(None, description="OpenAI-compatible endpoint; else TUNEPILOT_OPENAI_BASE_URL, then OPENAI_BASE_URL.")
+    api_key: Optional[str] = Field(None, description="Else TUNEPILOT_OPENAI_API_KEY, then OPENAI_API_KEY.")
+    model: Optional[str] = Field(None, description="Else TUNEPILOT_OPENAI_MODEL, then OPENAI_MODEL.")
+    timeout_s: float = Field(DEFAULT_OPENAI_TIMEOUT_S, gt=0, description="Else TUNEPILOT_OPENAI_TIMEOUT.")
 
 
 class EvalSpec(BaseModel):

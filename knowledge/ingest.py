@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from knowledge import KnowledgeError, bm25_index, docs_path
 from knowledge import store as stores
 from knowledge.chunking import CHUNKER_VERSION, chunk, passage
 from knowledge.embeddings import Embedder, get_embedder
 from knowledge.loaders import SUPPORTED, LoadError, load, read_bytes, walk
+from tunepilot.core.progress import progress_bar
 
 SHIPPED_ROOT = "tunepilot:docs"  # root id of the shipped corpus, the same on every machine
 EMBED_BATCH = 64
@@ -171,13 +171,11 @@ def run(roots: list[_Root], collection: str, st: stores.Store, embedder: Embedde
         current = stores.revision(col)
         writer.dirty = not current or current.startswith("dirty") or current == "new"
         total = sum(len(r.files) for r in roots)
-        bar = _progress(total, progress)
-        try:
+        with progress_bar(disable=not progress or total == 0, transient=True) as bars:
+            task = bars.add_task("ingest", total=total)
             for root in roots:
-                _ingest_root(root, writer, summary, bar)
+                _ingest_root(root, writer, summary, lambda: bars.advance(task))
             writer.flush()
-        finally:
-            bar.close()
         if writer.dirty:
             _publish(st, col, physical)
         summary.chunks_total = col.count()
@@ -195,13 +193,7 @@ def _publish(st: stores.Store, col, physical: str) -> None:
     st.set_revision(col, revision)
 
 
-def _progress(total: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="ingest", unit="file", file=sys.stderr, disable=not enabled or total == 0, leave=False)
-
-
-def _ingest_root(root: _Root, writer: "_Writer", summary: IngestSummary, bar) -> None:
+def _ingest_root(root: _Root, writer: "_Writer", summary: IngestSummary, advance: Callable[[], None]) -> None:
     states = stores.file_states(writer.col, root.root_id)
     label = "shipped docs" if root.root_id == SHIPPED_ROOT else str(root.path)
     if root.whole_folder and not root.files:
@@ -217,12 +209,12 @@ def _ingest_root(root: _Root, writer: "_Writer", summary: IngestSummary, bar) ->
             data = read_bytes(path)
         except LoadError as exc:
             writer.drop(source, old_ids, summary, str(exc))
-            bar.update(1)
+            advance()
             continue
         fingerprint = file_hash(data)
         if state is not None and state.complete_for(fingerprint):
             summary.unchanged.append(source)
-            bar.update(1)
+            advance()
             continue
         try:
             doc = load(path, data)
@@ -231,7 +223,7 @@ def _ingest_root(root: _Root, writer: "_Writer", summary: IngestSummary, bar) ->
                 raise LoadError("no text to index")
         except LoadError as exc:
             writer.drop(source, old_ids, summary, str(exc))
-            bar.update(1)
+            advance()
             continue
         writer.add(
             _Pending(
@@ -247,7 +239,7 @@ def _ingest_root(root: _Root, writer: "_Writer", summary: IngestSummary, bar) ->
             ),
             root.root_id,
         )
-        bar.update(1)
+        advance()
     if root.whole_folder:
         for key, state in states.items():
             if key not in seen:

@@ -29,8 +29,11 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def tunepilot_home(tmp_path, monkeypatch):
-    """Every test gets its own empty workspace."""
+def tunepilot_home(tmp_path, monkeypatch, request):
+    """Every test gets its own empty workspace, unless its module sets `SHARED_HOME = True`: then all
+    its tests share `module_home` with the server thread or job workers the module starts."""
+    if getattr(request.module, "SHARED_HOME", False):
+        return request.getfixturevalue("module_home")
     home = tmp_path / "tp-home"
     monkeypatch.setenv("TUNEPILOT_HOME", str(home))
     return home
@@ -48,8 +51,8 @@ def tiny_model_dir(tmp_path_factory):
 def module_home(tmp_path_factory, request):
     """One workspace for a whole test module, for servers and workers that outlive a single test.
 
-    A module that uses it overrides `tunepilot_home` to return it, so every test in the module
-    sees the same $TUNEPILOT_HOME as its server thread.
+    A module asks for it with `SHARED_HOME = True` (see `tunepilot_home`), so every test in the
+    module sees the same $TUNEPILOT_HOME as its server thread.
     """
     home = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1] + "-home")
     patch = pytest.MonkeyPatch()

@@ -20,12 +20,7 @@ from trainer.server.background import BackgroundServer
 from trainer.server.settings import ServerSettings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def tunepilot_home(module_home):
-    """The server thread and the tests must see the same workspace for the whole module."""
-    return module_home
+SHARED_HOME = True  # the server thread and the tests see one workspace for the whole module
 
 
 @pytest.fixture(scope="module")

@@ -27,10 +27,7 @@ GOOD_ROWS = chat_rows(6, "What is LoRA? ({i})", "LoRA adds low-rank adapters to 
 FEW_STEPS = {"training": {"max_steps": 2, "device": "cpu"}, "saving": {"save_every_n_steps": 1}}
 
 
-@pytest.fixture(autouse=True)
-def tunepilot_home(module_home):
-    """The server thread, the job workers and the tests share one workspace for the module."""
-    return module_home
+SHARED_HOME = True  # the server thread, the job workers and the tests share one workspace
 
 
 @pytest.fixture(scope="module")

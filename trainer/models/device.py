@@ -61,11 +61,9 @@ class Environment:
 def _detect() -> Environment:
     import importlib.util
 
+    import torch
+
     has_bnb = importlib.util.find_spec("bitsandbytes") is not None
-    try:
-        import torch
-    except ImportError:  # torch is a dependency; without it nothing trains anyway
-        return Environment(has_bitsandbytes=has_bnb)
     has_cuda = torch.cuda.is_available()
     has_mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     memory = bf16 = None

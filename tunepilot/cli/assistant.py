@@ -13,6 +13,7 @@ import typer
 
 from tunepilot.cli.common import emit_json, user_errors
 from tunepilot.core.errors import UserError
+from tunepilot.core.progress import stderr_console
 
 ENGINE_HELP = "Answer engine: extractive (no LLM, default), openai (an OpenAI-compatible endpoint), local (a local chat model)."
 
@@ -82,10 +83,10 @@ def ask(
         if as_json:
             result = _run_answer(question, engine, model, collection)
         elif engine == "extractive":
-            with Console(stderr=True).status("Searching the docs..."):
+            with stderr_console().status("Searching the docs..."):
                 result = _run_answer(question, engine, model, collection)
         else:
-            result = _run_answer(question, engine, model, collection, live_console=Console(stderr=True))
+            result = _run_answer(question, engine, model, collection, live_console=stderr_console())
     if as_json:
         emit_json(result.to_dict())
         return

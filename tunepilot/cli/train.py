@@ -14,15 +14,10 @@ from typing import Optional
 import typer
 
 from tunepilot.cli.common import emit_json, user_errors
+from tunepilot.core.progress import progress_bar, stderr_console
 
 jobs_app = typer.Typer(help="Background fine-tuning jobs (create, list, get, events, cancel, resume).", no_args_is_help=True)
 data_app = typer.Typer(help="Training data tools.", no_args_is_help=True)
-
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)
-
 
 # ---------------------------------------------------------------- train (foreground)
 
@@ -30,18 +25,8 @@ class _ProgressSink:
     """Turns recipe events into a rich progress bar (stderr) and short log lines."""
 
     def __init__(self, quiet: bool):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.console = _stderr_console()
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, disable=quiet)
+        self.console = stderr_console()
+        self.progress = progress_bar(disable=quiet, console=self.console)
         self.task = None
         self.quiet = quiet
 
@@ -293,7 +278,7 @@ def merge_cmd(
 
     with user_errors():
         source = _merge_source(job_or_dir)
-        with _stderr_console().status("Merging adapter into the base model..."):
+        with stderr_console().status("Merging adapter into the base model..."):
             result = merge(source, out=out)
     if as_json:
         emit_json(result)

@@ -142,13 +142,7 @@ with run_tab:
     if dataset is not None:
         run_form(dataset)
     task = background.get(st.session_state.get("evals.task"))
-    if task is not None:
-        if task.state == "running":
-            follow_run(task.id)
-        elif task.state == "failed":
-            st.error(task.error, icon="⚠️")
-        else:
-            render_results(task.result)
+    background.show(task, lambda: follow_run(task.id), render_results)
 
 with compare_tab:
     runs = [str(r) for r in run_folders()]

@@ -36,6 +36,11 @@ def follow_ingest(task_id: str) -> None:
     st.rerun()
 
 
+def show_ingested(summary: dict) -> None:
+    st.success(t("knowledge.ingested"), icon="📥")
+    st.json(summary, expanded=True)
+
+
 with ingest_tab:
     folder = st.text_input(t("knowledge.folder"), key="knowledge.folder", help=t("knowledge.folder_help"))
     uploads = st.file_uploader(t("knowledge.upload"), accept_multiple_files=True, key="knowledge.upload",
@@ -55,14 +60,7 @@ with ingest_tab:
         if paths:
             start_ingest(paths)
     task = background.get(st.session_state.get("knowledge.task"))
-    if task is not None:
-        if task.state == "running":
-            follow_ingest(task.id)
-        elif task.state == "failed":
-            st.error(task.error, icon="⚠️")
-        else:
-            st.success(t("knowledge.ingested"), icon="📥")
-            st.json(task.result, expanded=True)
+    background.show(task, lambda: follow_ingest(task.id), show_ingested)
 
 with stats_tab:
     with shown_as_error():

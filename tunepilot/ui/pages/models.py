@@ -100,14 +100,8 @@ if entry and merged is None and not (merge_task and merge_task.state == "running
     if st.button(t("models.merge"), key="models.merge", help=t("models.merge_help")):
         start_merge(entry.id)
         merge_task = background.get(st.session_state["models.merge_task"])
-if merge_task is not None:
-    if merge_task.state == "running":
-        follow("models.merge_task")
-    elif merge_task.state == "failed":
-        st.error(merge_task.error, icon="⚠️")
-    else:
-        outcome = merge_task.result
-        st.success(t("models.merged_ok", path=outcome["output_dir"], diff=f"{outcome.get('max_logit_diff', 0):.2e}"), icon="🧩")
+background.show(merge_task, lambda: follow("models.merge_task"), lambda outcome: st.success(
+    t("models.merged_ok", path=outcome["output_dir"], diff=f"{outcome.get('max_logit_diff', 0):.2e}"), icon="🧩"))
 
 generate_task = background.get(st.session_state.get("models.generate_task"))
 busy = generate_task is not None and generate_task.state == "running"

@@ -81,3 +81,16 @@ def start(kind: str, work: Callable[[Task], Any]) -> Task:
 
 def get(task_id: str | None) -> Task | None:
     return _registry().get(task_id) if task_id else None
+
+
+def show(task: Task | None, follow: Callable[[], None], done: Callable[[Any], None]) -> None:
+    """The one way a page shows a task: `follow()` polls it while it runs, a failure is one error
+    line, and `done(result)` renders what it produced."""
+    if task is None:
+        return
+    if task.state == "running":
+        follow()
+    elif task.state == "failed":
+        st.error(task.error, icon="⚠️")
+    else:
+        done(task.result)
