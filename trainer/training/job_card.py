@@ -7,13 +7,13 @@ duration, the loss curve and sample outputs, so a run can be understood and repe
 
 from __future__ import annotations
 
-import json
 import platform
 from importlib import metadata
 from pathlib import Path
 
 from trainer.planning.output_dir import JOB_CARD
 from trainer.planning.schema import TrainConfig
+from tunepilot.core import atomic
 
 _PACKAGES = ("tunepilot", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes")
 
@@ -106,6 +106,5 @@ def write_job_card(cfg: TrainConfig, result, params: dict, precision, device: st
     card = build_job_card(cfg, result, params, precision, device)
     out = Path(result.output_dir)
     (out / "job_card.md").write_text(render_markdown(card), encoding="utf-8")
-    path = out / JOB_CARD
-    path.write_text(json.dumps(card, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    return path
+    # job_card.json marks a finished run (trainer.planning.output_dir), so it appears whole or not at all.
+    return atomic.write_json(out / JOB_CARD, card, default=str)
