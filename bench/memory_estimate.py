@@ -10,9 +10,9 @@ subprocess (so one run's memory does not linger into the next), and prints a tab
 The estimate is given the same data file the run trains on, so it sizes the micro-batch from the data
 (trainer.planning.memory_data) the way the trainer does.
 
-Runner: `trainer.training.recipe.train` when it exists (the real trainer, on generated chat data whose every
-example is longer than max_seq_length, matching the estimate's worst case); `--runner plain` (or no
-trainer yet) uses a plain torch loop: the same model, peft LoRA, AdamW, autocast, random tokens.
+Runner: `trainer.training.recipe.train` by default (the real trainer, on generated chat data whose every
+example is longer than max_seq_length, matching the estimate's worst case); `--runner plain` uses a
+plain torch loop: the same model, peft LoRA, AdamW, autocast, random tokens.
 
     TUNEPILOT_HOME=/tmp/tp-home .venv/bin/python bench/memory_estimate.py [--seq 256] [--steps 3] [--json]
 """
@@ -173,13 +173,6 @@ def child(args) -> None:
     write_data(data, rows=max(16, args.batch * (args.steps + 1)), seq=args.seq)
     cfg = build_config(args.method, args.batch, args.seq, args.steps, str(data), str(work / "out"), device)
     runner = args.runner
-    if runner == "auto":
-        try:
-            import trainer.training.recipe  # noqa: F401
-
-            runner = "trainer"
-        except ImportError:
-            runner = "plain"
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     steps_seen: list[int] = []
@@ -290,7 +283,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--runner", choices=["auto", "trainer", "plain"], default="auto")
+    parser.add_argument("--runner", choices=["trainer", "plain"], default="trainer")
     parser.add_argument("--cases", default=",".join(f"{m}:{b}" for m, b in CASES),
                         help="comma-separated method:batch pairs")
     parser.add_argument("--json", action="store_true")
