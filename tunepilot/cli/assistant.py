@@ -22,37 +22,26 @@ def _engine_options(model: Optional[str]) -> dict:
     return {"model": model} if model else {}
 
 
-def _knowledge_errors() -> tuple[type[BaseException], ...]:
-    """The knowledge part's user-facing error (unknown collection, unreachable server)."""
-    from knowledge import KnowledgeError
-
-    return (KnowledgeError,)
-
-
 def _run_answer(question: str, engine: str, model: Optional[str], collection: str, history=None, live_console=None):
     """The final Answer; with `live_console`, LLM pieces are shown as they stream and then cleared,
     because the final text (after the citation guard) is what gets printed."""
     from assistant.answer import Answer, stream_answer
 
-    errors = _knowledge_errors()
-    try:
-        stream = stream_answer(question, engine=engine, history=history, collection=collection, **_engine_options(model))
-        if live_console is None or engine == "extractive":
-            return [item for item in stream if isinstance(item, Answer)][-1]
-        from rich.live import Live
-        from rich.text import Text
+    stream = stream_answer(question, engine=engine, history=history, collection=collection, **_engine_options(model))
+    if live_console is None or engine == "extractive":
+        return [item for item in stream if isinstance(item, Answer)][-1]
+    from rich.live import Live
+    from rich.text import Text
 
-        shown, final = "", None
-        with Live(Text(""), console=live_console, transient=True, refresh_per_second=8) as live:
-            for item in stream:
-                if isinstance(item, Answer):
-                    final = item
-                else:
-                    shown += item
-                    live.update(Text(shown))
-        return final
-    except errors as exc:  # type: ignore[misc]
-        raise UserError(str(exc)) from exc
+    shown, final = "", None
+    with Live(Text(""), console=live_console, transient=True, refresh_per_second=8) as live:
+        for item in stream:
+            if isinstance(item, Answer):
+                final = item
+            else:
+                shown += item
+                live.update(Text(shown))
+    return final
 
 
 def render_answer(console, result) -> None:

@@ -141,15 +141,13 @@ def estimate_cmd(
 ) -> None:
     """Estimate peak training memory and whether it fits the target device."""
     from trainer.planning.config_io import ConfigError, load_config
-    from trainer.planning.memory import EstimateError, estimate
+    from trainer.planning.memory import estimate
 
     with user_errors():
         try:
             est = estimate(load_config(file)).to_dict()
         except ConfigError as exc:
             _fail_problems(exc.problems)
-        except EstimateError as exc:
-            fail(str(exc))
         if json_out:
             emit_json(est)
         else:
@@ -181,13 +179,10 @@ def init_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Start a config from a preset, with the reason behind each value."""
-    from trainer.planning.presets import PresetError, explain, preset
+    from trainer.planning.presets import explain, preset
 
     with user_errors():
-        try:
-            config = preset(preset_name, n_examples=examples)
-        except PresetError as exc:
-            fail(str(exc))
+        config = preset(preset_name, n_examples=examples)
         if base_model:
             config.model.base_model = base_model
         if dataset:

@@ -6,28 +6,15 @@ document on stdout (progress goes to stderr). `--fail-under` turns a low mean in
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 import typer
 
-from tunepilot.cli.common import emit_json, fail, user_errors
+from tunepilot.cli.common import emit_json, user_errors
 
 eval_app = typer.Typer(help="Score base and fine-tuned models on JSON/CSV test sets, and compare runs.",
                        no_args_is_help=True)
-
-
-@contextmanager
-def eval_errors() -> Iterator[None]:
-    """The shared user-error handling, plus the evals library's own EvalError."""
-    from evals.errors import EvalError
-
-    with user_errors():
-        try:
-            yield
-        except EvalError as exc:
-            fail(str(exc).strip().splitlines()[0])
 
 
 def _fmt(value) -> str:
@@ -59,7 +46,7 @@ def run_cmd(
     from evals.runner import check_fail_under, run_eval
     from evals.spec import build_spec, parse_fail_under
 
-    with eval_errors():
+    with user_errors():
         models = [{"id": m, "base_url": base_url} if base_url and m.startswith("openai:") else m for m in model]
         spec = build_spec(config, dataset=dataset, models=models or None, input_column=input_column,
                           expected_column=expected_column, template=template, system=system,
@@ -115,7 +102,7 @@ def compare_cmd(
     """Per-row wins/losses/ties of B against A for each scorer, with a paired bootstrap 95% interval."""
     from evals.compare import compare
 
-    with eval_errors():
+    with user_errors():
         result = compare(run_a, run_b, model_a=model_a, model_b=model_b, n_boot=n_boot, seed=seed)
     if as_json:
         emit_json(result)
@@ -177,7 +164,7 @@ def export_cmd(
     """Write a dataset as a PromptLayer dataset CSV (variable columns + expected_output, UTF-8 with BOM)."""
     from evals.datasets import export_promptlayer_csv, load_dataset
 
-    with eval_errors():
+    with user_errors():
         data = load_dataset(dataset)
         path = export_promptlayer_csv(data, out, variables=variable or None, expected_column=expected_column)
     if as_json:
@@ -197,7 +184,7 @@ def import_cmd(
 
     from evals.datasets import import_promptlayer_csv
 
-    with eval_errors():
+    with user_errors():
         data = import_promptlayer_csv(csv_file)
         target = Path(out).expanduser()
         target.parent.mkdir(parents=True, exist_ok=True)

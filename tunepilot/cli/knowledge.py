@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 import typer
 
 from tunepilot.cli.common import emit_json, fail, user_errors
-
-
-@contextmanager
-def _knowledge_errors() -> Iterator[None]:
-    from knowledge import KnowledgeError
-
-    with user_errors():
-        try:
-            yield
-        except KnowledgeError as exc:
-            fail(str(exc))
 
 
 def _print_summary(data: dict) -> None:
@@ -71,7 +59,7 @@ def register(app: typer.Typer) -> None:
         """Index documents (incremental: unchanged files cost nothing, deleted ones are dropped)."""
         from knowledge.ingest import IngestError, ingest
 
-        with _knowledge_errors():
+        with user_errors():
             try:
                 summary = ingest(paths, collection=collection, progress=True, strict=strict, chroma_url=chroma_url)
             except IngestError as exc:
@@ -101,7 +89,7 @@ def register(app: typer.Typer) -> None:
 
         if (query is None) == (queries_file is None):
             fail("give either a QUERY or --queries-file FILE")
-        with _knowledge_errors():
+        with user_errors():
             if queries_file is not None:
                 results = [
                     {"query": q, "hits": [h.to_dict() for h in search(q, k=k, collection=collection, mode=mode, chroma_url=chroma_url)]}
