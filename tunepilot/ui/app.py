@@ -1,7 +1,7 @@
 """Streamlit entry point (`tunepilot ui`): the frame around every page and the page router.
 
 This file runs before each page on every rerun: it sets the page config, the language switch and
-the workspace caption in the sidebar, then hands over to the selected page in `assistant/pages/`.
+the workspace caption in the sidebar, then hands over to the selected page in `tunepilot/ui/pages/`.
 Pages stay thin: read widgets, call the library, render.
 """
 

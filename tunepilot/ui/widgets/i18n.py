@@ -1,6 +1,6 @@
 """Interface language for the Streamlit app: English and Chinese, following the browser, with a switch.
 
-Strings live in `assistant/locales/{en,zh}.json` as flat dotted keys ("chat.title"). The chosen
+Strings live in `tunepilot/ui/locales/{en,zh}.json` as flat dotted keys ("chat.title"). The chosen
 language sits in `st.session_state["lang"]`; on a session's first run it is taken from the
 browser (`st.context.locale`, which is `navigator.language`), falling back to the request's
 Accept-Language header, then English.
