@@ -16,6 +16,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+
+def _clear_own_settings() -> None:
+    """The developer's or CI's own tunepilot/OpenAI/PromptLayer settings must not reach the tests: an
+    endpoint or key there would change which engine answers, or send eval rows off the machine."""
+    from tunepilot.core.settings import variable_names
+
+    for name in variable_names():
+        if name != "HF_HUB_OFFLINE":
+            os.environ.pop(name, None)
+
+
+_clear_own_settings()
+
 NOT_UNIT = ("integration", "browser")
 
 
