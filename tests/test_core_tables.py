@@ -7,7 +7,6 @@ import json
 import pytest
 
 from tunepilot.core import tables
-from tunepilot.core.text_encoding import UndecodableText
 
 
 def test_jsonl_rows_keep_their_lines_and_bad_lines_become_problems():
@@ -92,30 +91,14 @@ def test_delimiters_sniffed_and_tsv():
     assert table.format == "tsv" and table.rows[0].data == {"q": "1,5", "a": "2"}
 
 
-def test_read_table_decodes_with_the_shared_policy(tmp_path):
-    path = tmp_path / "q.csv"
-    path.write_bytes("问题,答案\n什么是 LoRA？,低秩适配\n".encode("gbk"))
-    table = tables.read_table(path)
-    assert table.encoding == "gbk" and table.format == "csv"
-    assert table.rows[0].data == {"问题": "什么是 LoRA？", "答案": "低秩适配"}
-    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + '{"a": "中"}\n'.encode())
-    table = tables.read_table(tmp_path / "bom.jsonl")
-    assert table.encoding == "utf-8-sig" and table.rows[0].data == {"a": "中"}
+def test_text_without_a_known_extension_is_sniffed():
+    def kind(text: str) -> str:
+        return tables.parse_table(text, tables.sniff_format(text)).format
 
-
-def test_read_table_sniffs_files_without_a_known_extension(tmp_path):
-    (tmp_path / "lines").write_text('{"a": 1}\n{"a": 2}\n', encoding="utf-8")
-    assert tables.read_table(tmp_path / "lines").format == "jsonl"
-    (tmp_path / "array").write_text('[{"a": 1}]', encoding="utf-8")
-    assert tables.read_table(tmp_path / "array").format == "json"
-    (tmp_path / "sheet").write_text("q,a\n1,2\n", encoding="utf-8")
-    assert tables.read_table(tmp_path / "sheet").format == "csv"
-    (tmp_path / "prose").write_text("no structure here", encoding="utf-8")
-    with pytest.raises(tables.TableError, match="neither JSON"):
-        tables.read_table(tmp_path / "prose")
-    (tmp_path / "blob.bin").write_bytes(b"\x00\x01\x02")
-    with pytest.raises(UndecodableText):
-        tables.read_table(tmp_path / "blob.bin")
+    assert kind('{"a": 1}\n{"a": 2}\n') == "jsonl"
+    assert kind('[{"a": 1}]') == "json"
+    assert kind("q,a\n1,2\n") == "csv"
+    assert tables.sniff_format("no structure here") is None
 
 
 def test_unknown_format():

@@ -3,7 +3,8 @@
 The one reader behind training data (`trainer.data.formats`), eval sets (`evals.datasets`) and the
 dataset-format rule (`trainer.planning.rules`), so a file that trains also evaluates:
 
-- bytes are decoded with the shared policy (`tunepilot.core.text_encoding.decode_text`);
+- callers decode the bytes with the shared policy (`tunepilot.core.text_encoding.decode_text`)
+  and word their own errors for it, then hand the text here;
 - every row keeps the 1-based line it starts on;
 - a row that cannot be read becomes a `Row` with a `RowProblem` instead of an exception, so a
   caller can collect every bad row (the training data check) or stop at the first (eval sets), and
@@ -21,8 +22,6 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from tunepilot.core.text_encoding import decode_text
 
 FORMATS = ("json", "jsonl", "csv", "tsv")
 SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv"}
@@ -89,7 +88,6 @@ class Table:
     format: str  # how the text was read: json | jsonl | csv | tsv
     rows: list[Row] = field(default_factory=list)
     columns: list[str] | None = None  # CSV/TSV header, stripped (None: no header line at all)
-    encoding: str = ""
     single_object: bool = False  # JSON: the document is one object rather than an array of rows
 
     @property
@@ -253,20 +251,3 @@ def parse_table(text: str, fmt: str, *, delimiter: str | None = None, missing: s
         columns, rows = parse_csv(text, "\t" if fmt == "tsv" else delimiter, missing)
         return Table(fmt, rows, columns)
     raise TableError(f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}")
-
-
-def read_table(path: str | Path, fmt: str = "auto", *, delimiter: str | None = None, missing: str | None = "") -> Table:
-    """Decode and parse a file; `fmt="auto"` goes by the extension, else by the content.
-
-    Raises OSError (unreadable), `UndecodableText` (binary or unknown encoding) or `TableError`
-    (not a table in any format we read).
-    """
-    p = Path(path)
-    text, encoding = decode_text(p.read_bytes())
-    if fmt == "auto":
-        fmt = format_from_suffix(p) or sniff_format(text) or ""
-        if not fmt:
-            raise TableError(f"{p.name} is neither JSON, JSON Lines nor CSV/TSV")
-    table = parse_table(text, fmt, delimiter=delimiter, missing=missing)
-    table.encoding = encoding
-    return table
