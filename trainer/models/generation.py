@@ -117,10 +117,11 @@ def has_tokenizer(folder: str | Path) -> bool:
     return (Path(folder) / "tokenizer_config.json").exists()
 
 
-def load_tokenizer(folder: str | Path):
+def load_tokenizer(folder: str | Path, trust_remote_code: bool = False):
+    """The tokenizer saved in `folder`, with a pad token (generation and training both pad batches)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # batched generation pads; EOS is never attended to
     return tokenizer

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from trainer.models.device import Precision
+from trainer.models.device import Precision, pick_device
+from trainer.models.generation import load_tokenizer
 from trainer.planning.output_dir import STAGING_DIRNAME, WORKER_LOG, inspect
 from trainer.planning.schema import TrainConfig
 from trainer.training.callbacks import (
@@ -81,7 +82,6 @@ def train(cfg: TrainConfig, output_dir: str | Path, on_event: Callable[[dict], N
           resume: bool = True, overwrite: bool = False, skip_bad_rows: bool = False,
           should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Run one training config in this process; returns when finished or stopped (`should_stop`)."""
-    from trainer.models.device import pick_device
     from trainer.training.loop import peak_memory_mb
 
     sink = on_event or (lambda _e: None)
@@ -92,7 +92,7 @@ def train(cfg: TrainConfig, output_dir: str | Path, on_event: Callable[[dict], N
     base_path = resolve_base_model(cfg)
 
     sink(event(f"Loading tokenizer and model from {base_path}"))
-    tokenizer = load_tokenizer(base_path, cfg)
+    tokenizer = load_tokenizer(base_path, trust_remote_code=cfg.model.trust_remote_code)
     precision = precision_for(cfg, device)
     # training.seed covers initialisation too: the LoRA matrices are drawn here, before the Trainer seeds,
     # so without this a second run in the same process starts from other adapter weights.
@@ -174,15 +174,6 @@ def base_model_reference(cfg: TrainConfig, base_path: Path) -> str:
     """How the saved adapter names its base: the user's alias if it is one, else the absolute folder."""
     name = cfg.model.base_model
     return str(base_path) if Path(name).expanduser().exists() else name
-
-
-def load_tokenizer(base_path: Path, cfg: TrainConfig):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(base_path), trust_remote_code=cfg.model.trust_remote_code)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
 def build_data(cfg: TrainConfig, tokenizer, skip_bad_rows: bool = False) -> DataSplits:
