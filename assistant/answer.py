@@ -7,9 +7,12 @@ engine produces them, then the final `Answer`, whose text is authoritative (the 
 dropped or renumbered citations after the pieces were shown).
 
 Grounding is decided here, the same way for every engine:
-* before any engine runs, the retrieved passages must cover most of the question's content terms,
-  otherwise the answer says plainly (in the question's language) that the docs do not cover it
-  and lists the nearest sources, citing nothing;
+* before any engine runs, one retrieved passage must support the question: most of the question's
+  content terms (or another spelling of them from the bilingual glossary) occur in the passage
+  and its heading, a heading that names the question's subject counting extra, and a cross-encoder
+  score, when the search re-ranked, must not say the passage is unrelated; otherwise the answer
+  says plainly (in the question's language) that the docs do not cover it and lists the nearest
+  sources, citing nothing;
 * after the engine, the citation guard drops citations whose chunk does not support the sentence,
   attaches the supporting chunk to uncited sentences, and an answer left with no supported
   citation is treated as not covered too;
@@ -21,14 +24,17 @@ from the extractive engine and says so.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
 from assistant.citations import Embed, cosine, guard, renumber
 from assistant.condense import condense
 from assistant.engines import EngineUnavailable, Passage, get_engine
-from assistant.engines.extractive import ExtractiveEngine, coverage
+from assistant.engines.extractive import ExtractiveEngine, coverage, question_terms
 from assistant.engines.prompts import NOT_COVERED
+from assistant.question_input import error_lines, prepare_question
 from tunepilot.core.errors import UserError
 from tunepilot.core.language import content_terms, detect_lang
 
@@ -36,6 +42,26 @@ MAX_QUESTION_CHARS = 1000
 RETRIEVE_K = 8
 CONTEXT_PASSAGES = 4
 COVERAGE_THRESHOLD = 0.5
+# A passage whose heading names the question's subject is about it: heading coverage adds this
+# fraction on top of the passage's own coverage.
+HEADING_BONUS = 0.25
+# Cross-encoder scores are logits; below this probability the reranker says "unrelated" and the
+# lexical overlap is taken for coincidence, above RERANK_SUPPORTS it vouches for a passage whose
+# wording differs from the question's.
+RERANK_UNRELATED = 0.1
+RERANK_SUPPORTS = 0.5
+RERANK_MIN_COVERAGE = 0.3
+# A question often carries context the answer passage does not repeat ("I *uploaded* a *test set*
+# and the Chinese is garbled" vs. a section on encodings). A passage covering less than
+# COVERAGE_THRESHOLD but at least WEAK_COVERAGE still supports the question when what it shares
+# includes a telling word: one that occurs in at most RARE_SHARE of the collection's chunks
+# (乱码 / garbled), not just words every page has.
+WEAK_COVERAGE = 0.3
+RARE_SHARE = 0.02
+
+IDENTIFIER = re.compile(r"[a-z0-9][_.][a-z0-9]|\d")
+
+Rarity = Callable[[list[str]], dict]
 # MiniLM cosine between a question and its best passage: off-topic questions measured 0.15-0.24 on
 # the shipped corpus, in-domain ones 0.25-0.70 (bench/assistant.py prints the figures).
 SEMANTIC_FLOOR = 0.2
@@ -111,10 +137,13 @@ def _msg(key: str, lang: str, **kw) -> str:
 
 
 def check_question(question: str | None, notices: list[str]) -> str:
-    """Strip the question; empty -> AssistantError; too long -> trimmed with a notice."""
+    """The question to answer: stripped; empty -> AssistantError; only code, only a link or a long
+    pasted log -> the question and error lines in it (assistant.question_input), with a notice;
+    still too long -> trimmed with a notice."""
     q = (question or "").strip()
     if not q:
         raise AssistantError(_MESSAGES["empty"])
+    q = prepare_question(q, notices)
     if len(q) > MAX_QUESTION_CHARS:
         notices.append(_msg("trimmed", detect_lang(q), n=len(q), max=MAX_QUESTION_CHARS))
         q = q[:MAX_QUESTION_CHARS].rstrip()
@@ -127,11 +156,24 @@ def _hit_field(hit, name: str, default=None):
     return getattr(hit, name, default)
 
 
+_EMBED_CACHE: dict[tuple[str, str], list[float]] = {}
+_EMBED_CACHE_MAX = 4096
+
+
 def default_embed(texts):
-    """The knowledge index's embedder (already loaded by the search), as `texts -> vectors`."""
+    """The knowledge index's embedder (already loaded by the search), as `texts -> vectors`.
+    Passages come back question after question, so their vectors are kept (bounded, per model)."""
     from knowledge.embeddings import get_embedder
 
-    return get_embedder().embed(list(texts))
+    embedder = get_embedder()
+    texts = list(texts)
+    missing = list(dict.fromkeys(t for t in texts if (embedder.name, t) not in _EMBED_CACHE))
+    if missing:
+        if len(_EMBED_CACHE) + len(missing) > _EMBED_CACHE_MAX:
+            _EMBED_CACHE.clear()
+        for text, vector in zip(missing, embedder.embed(missing)):
+            _EMBED_CACHE[(embedder.name, text)] = vector
+    return [_EMBED_CACHE[(embedder.name, t)] for t in texts]
 
 
 def default_search(query: str, k: int = RETRIEVE_K, collection: str = "default") -> list:
@@ -153,28 +195,63 @@ def retrieve(query: str, lang: str, collection: str = "default", retriever: Retr
             n=i, source=str(_hit_field(hit, "source", "")), heading=str(_hit_field(hit, "heading", "") or ""),
             text=str(_hit_field(hit, "text", "")), lang=str(_hit_field(hit, "lang", "") or ""),
             score=float(_hit_field(hit, "score", 0.0) or 0.0),
+            rerank_score=_hit_field(hit, "rerank_score"),
         ))
     return passages
 
 
-def is_covered(question: str, passages: list[Passage], lang: str = "en", embed: Embed | None = None) -> bool:
+def passage_support(question: str, passage: Passage) -> float:
+    """How well one passage supports the question, in [0, 1]: coverage of the passage with its
+    heading, plus a bonus when the heading itself names the question's subject."""
+    terms = question_terms(question)
+    body = coverage(terms, passage.heading + "\n" + passage.text)
+    heading = coverage(terms, passage.heading) if passage.heading else 0.0
+    return min(1.0, body + HEADING_BONUS * heading)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
+
+
+def _supported(question: str, passage: Passage, rarity: Rarity | None = None) -> bool:
+    support = passage_support(question, passage)
+    if passage.rerank_score is not None:
+        relevance = _sigmoid(float(passage.rerank_score))
+        if relevance < RERANK_UNRELATED:
+            return False
+        if relevance >= RERANK_SUPPORTS and support >= RERANK_MIN_COVERAGE:
+            return True
+    if support >= COVERAGE_THRESHOLD:
+        return True
+    if rarity is None or support < WEAK_COVERAGE:
+        return False
+    shared = [t for t in content_terms(question) if coverage([t], passage.heading + "\n" + passage.text)]
+    share = rarity(shared) if shared else {}
+    rare = [t for t in shared if 0.0 < share.get(t, 0.0) <= RARE_SHARE]
+    # One shared everyday word, however rare here, is a coincidence; a shared identifier
+    # ("lora_dropout") or a second shared term is not.
+    return bool(rare) and (len(shared) >= 2 or any(IDENTIFIER.search(t) for t in rare))
+
+
+def is_covered(question: str, passages: list[Passage], lang: str = "en", embed: Embed | None = None,
+               rarity: Rarity | None = None) -> bool:
     """Do the passages carry the question's content?
 
-    Lexical: most of the question's (weighted) content terms occur in one passage. Semantic, for
-    English questions when an embedder is given: the closest passage is not far off in meaning
-    either, which catches a question that merely shares words with the docs ("What is the capital
-    of France?" vs. a metrics page whose example answer is "Paris"). MiniLM is an English model,
-    so Chinese questions rely on the lexical test alone.
+    Lexical: one passage (with its heading) supports the question (`passage_support`; terms
+    scattered over unrelated chunks, "Apple" in one and "price" in another, are a coincidence, not
+    an answer), or covers part of it including a word rare in the collection (`rarity`: term ->
+    share of chunks holding it), and the cross-encoder agrees when the search re-ranked.
+    Semantic, for English questions when an embedder is given: the closest passage is not far off
+    in meaning either, which catches a question that merely shares words with the docs ("What is
+    the capital of France?" vs. a metrics page whose example answer is "Paris"). MiniLM is an
+    English model, so Chinese questions rely on the lexical test.
     """
-    terms = content_terms(question)
-    if not terms or not passages:
+    if not question_terms(question) or not passages:
         return False
-    # One passage must carry most of the question: terms scattered over unrelated chunks ("Apple"
-    # in one, "price" in another) are a coincidence, not an answer.
-    if max(coverage(terms, p.heading + "\n" + p.text) for p in passages) < COVERAGE_THRESHOLD:
+    if not any(_supported(question, p, rarity) for p in passages):
         return False
     if embed is not None and lang == "en":
-        vectors = [list(map(float, v)) for v in embed([question] + [p.text for p in passages])]
+        vectors = [list(map(float, v)) for v in embed([question] + [p.heading + "\n" + p.text for p in passages])]
         best = max(cosine(vectors[0], v) for v in vectors[1:])
         if best < SEMANTIC_FLOOR:
             return False
@@ -235,9 +312,17 @@ def _open_engine(name: str, options: dict, lang: str, notices: list[str]):
         return ExtractiveEngine()
 
 
+def default_rarity(collection: str) -> Rarity:
+    """The knowledge index's term rarity for `collection` (see `knowledge.retrieval.term_rarity`)."""
+    from knowledge.retrieval import term_rarity
+
+    return lambda terms: term_rarity(terms, collection=collection)
+
+
 def stream_answer(question: str, engine: str = "extractive", history: list[dict] | None = None,
                   collection: str = "default", retriever: Retriever | None = None,
-                  embed: Embed | None = None, **engine_options) -> Iterator[str | Answer]:
+                  embed: Embed | None = None, rarity: Rarity | None = None,
+                  **engine_options) -> Iterator[str | Answer]:
     """Yield answer text pieces as they are produced, then the final `Answer`."""
     notices: list[str] = []
     q = check_question(question, notices)
@@ -247,9 +332,14 @@ def stream_answer(question: str, engine: str = "extractive", history: list[dict]
         yield f"> {notice}\n\n"
     standalone = condense(q, history, engine=eng)
     passages = retrieve(standalone, lang, collection=collection, retriever=retriever)
-    if embed is None and retriever is None:
-        embed = default_embed  # the product path: the same embedder the index uses
-    if not is_covered(standalone, passages, lang, embed):
+    if retriever is None:  # the product path: the same embedder and index the search used
+        embed = embed or default_embed
+        rarity = rarity or default_rarity(collection)
+    # A question about a failure is covered when the docs explain its error line, even if they do
+    # not repeat the rest of the message ("my run crashes, what should I change?").
+    errors = [e for e in error_lines(standalone) if e != standalone.strip()]
+    if not (is_covered(standalone, passages, lang, embed, rarity)
+            or (errors and is_covered("\n".join(errors), passages, lang, embed, rarity))):
         final = not_covered_answer(lang, passages, eng.name, standalone, notices)
         yield final.answer
         yield final
@@ -273,11 +363,11 @@ def stream_answer(question: str, engine: str = "extractive", history: list[dict]
 
 def answer(question: str, engine: str = "extractive", history: list[dict] | None = None,
            collection: str = "default", retriever: Retriever | None = None, embed: Embed | None = None,
-           **engine_options) -> Answer:
+           rarity: Rarity | None = None, **engine_options) -> Answer:
     """Answer `question` from the documentation index with checked citations (see the module docstring)."""
     final = None
     for item in stream_answer(question, engine=engine, history=history, collection=collection,
-                              retriever=retriever, embed=embed, **engine_options):
+                              retriever=retriever, embed=embed, rarity=rarity, **engine_options):
         if isinstance(item, Answer):
             final = item
     return final

@@ -1,31 +1,29 @@
 """Config from conversation: "fine-tune X on my data with LoRA on a 24G card" -> a validated config.
 
-`config_from_text(text)` returns exactly the `tunepilot config --from-text --json` shape:
-`{"config", "validation": {"errors", "warnings"}, "memory_estimate", "explanations"}`.
+`config_from_text(text_or_turns)` returns the `tunepilot config --from-text --json` shape
+(`config`, `validation`, `memory_estimate`, `explanations`) plus what the planner adds (see
+`assistant.draft`): `understood` (each value with its span), `unread`, `missing`, `changes`,
+`fit`, `target`, `this_machine` and a short `reply`.
 
-How it is built:
-1. slots are read from the request: with an LLM engine by structured output first (a pydantic
-   schema through LangChain), checked the same way as the deterministic result, retried once with
-   the problems spelled out, and otherwise (or with no LLM) by the deterministic parser in
-   `assistant.slots`;
-2. a preset is the starting point (the request's method, or `openai-style` when it asks for
-   OpenAI-style defaults), so every slot the request leaves out gets a default with its reason;
-3. the slots are written over the preset and the result goes through the same parsing, rules and
-   memory estimate as a config file (`trainer.planning.config_io`, `trainer.planning.rules`, `trainer.planning.memory`);
-4. requests that contradict themselves ("QLoRA full fine-tune") get a validation error that asks
-   which one was meant.
+How it is built, per turn of the conversation:
+1. the slots are read: with an LLM engine by structured output (a pydantic schema through
+   LangChain), checked like a config file and retried once with the problems spelled out; without
+   one, or when the LLM fails, by the deterministic reader `assistant.understand`;
+2. the turn edits the conversation's `assistant.draft.Draft` (questions in between leave it alone,
+   "start over" resets it), and the draft is planned (`assistant.plan`: defaults with reasons, from
+   the rules and the data, for the target GPU), fitted (`assistant.fit`: the free knobs until the
+   memory estimate fits) and validated on that target (`trainer.planning.findings.check_config`);
+3. requests that contradict themselves ("QLoRA full fine-tune", "3 epochs, epochs=5") get a
+   validation error that asks which one was meant; the LLM never bypasses steps 2 and 3.
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 from pydantic import BaseModel, Field
 
 from assistant.slots import Slots, canonical_model, parse_slots
+from assistant.understand import Understanding, detect_training_intent, understand
 from tunepilot.core.errors import UserError
-from tunepilot.core.language import detect_lang
 
 # slot -> (section, key) in TrainConfig
 SLOT_FIELDS = {
@@ -47,8 +45,6 @@ SLOT_FIELDS = {
     "device_memory_gb": ("hardware", "device_memory_gb"),
 }
 
-METHOD_NAMES = {"lora": "LoRA", "qlora": "QLoRA", "full": "full fine-tuning", "freeze": "freeze tuning"}
-METHOD_NAMES_ZH = {"lora": "LoRA", "qlora": "QLoRA", "full": "全量微调", "freeze": "冻结微调"}
 
 
 class RequestSlots(BaseModel):
@@ -74,144 +70,15 @@ class RequestSlots(BaseModel):
     openai_style_defaults: bool = Field(False, description="True when the request asks for OpenAI-style defaults.")
 
 
-# ------------------------------------------------------------------------------- intent
-
-_TRAIN_VERB = re.compile(r"fine[\s-]?tun\w*|finetun\w*|(?<![a-z])train(?:ing)?(?![a-z])|(?<![a-z])sft(?![a-z])|微调|训练|精调|调优", re.I)
-_REQUEST = re.compile(
-    r"(?:^|\W)(i want|i'd like|i would like|i need|help me|let's|let me|please|can you|could you|set up|create|make|"
-    r"give me|generate|build|prepare|start|launch|run|write)\b|^\s*(fine[\s-]?tune|finetune|train|sft)\b|"
-    r"(帮我|我想|我要|请|给我|准备|开始|打算|需要|想要|生成|来个|做一个|用\s*\S{0,20}\s*(?:微调|训练))|^\s*(微调|训练)",
-    re.I,
-)
-_QUESTION = re.compile(r"^\s*(what|how|why|which|when|where|is|are|does|do|should|can)\b|是什么|为什么|怎么|如何|吗[？?]?\s*$|什么是|哪个", re.I)
-_CONCRETE = ("dataset_path", "base_model", "epochs", "learning_rate", "gpu", "device_memory_gb", "batch_size", "output_dir")
-
-
-def detect_training_intent(text: str) -> bool:
-    """Does `text` ask for a training run/config (rather than ask a question about fine-tuning)?"""
-    if not text or not _TRAIN_VERB.search(text):
-        return False
-    slots = parse_slots(text)
-    concrete = sum(1 for name in _CONCRETE if name in slots.values)
-    if "dataset_path" in slots.values or concrete >= 2:
-        return True
-    if _QUESTION.search(text):
-        return False
-    return bool(_REQUEST.search(text)) or concrete >= 1
-
-
 # ------------------------------------------------------------------------------- slots -> config
 
-def _count_examples(path: str) -> int | None:
-    """Lines of a local JSONL/CSV data file (CSV minus its header); None when it cannot be read."""
-    p = Path(path).expanduser()
-    if not p.is_file() or p.suffix.lower() not in (".jsonl", ".csv"):
-        return None
-    try:
-        with p.open(encoding="utf-8", errors="replace") as fh:
-            lines = sum(1 for line in fh if line.strip())
-    except OSError:
-        return None
-    return max(0, lines - (1 if p.suffix.lower() == ".csv" else 0)) or None
-
-
-def _config_data(slots: Slots) -> tuple[dict, str, int | None]:
-    """Preset config data with the slots written over it; also the preset name and example count."""
-    from trainer.planning import presets
-
-    values = slots.values
-    n_examples = _count_examples(values["dataset_path"]) if values.get("dataset_path") else None
-    method = values.get("method") if values.get("method") in presets.PRESETS else "lora"
-    # An unknown method still goes into the config below, so parsing reports it with the allowed values.
-    preset_name = "openai-style" if values.get("openai_style") else method
-    data = presets.preset(preset_name, n_examples=n_examples).to_dict()
-    if preset_name == "openai-style" and values.get("method") in ("qlora", "full", "freeze"):
-        # OpenAI-style batch/epochs/lr schedule, on the method the request names.
-        method_defaults = presets.preset(values["method"]).to_dict()
-        data["method"] = method_defaults["method"]
-        data["optimizer"]["type"] = method_defaults["optimizer"]["type"]
-    for slot, (section, key) in SLOT_FIELDS.items():
-        if slot in values:
-            data.setdefault(section, {})[key] = values[slot]
-    if "lora_r" in values and "lora_alpha" not in values:
-        data["method"]["lora_alpha"] = 2 * values["lora_r"]  # keep the preset's alpha/r = 2 ratio
-    if "gpu" in values and "device_memory_gb" not in values:
-        data["hardware"].pop("device_memory_gb", None)
-    return data, preset_name, n_examples
-
-
-def _conflict_finding(slots: Slots, lang: str) -> dict | None:
-    mentioned = [m for m in slots.methods_mentioned if m in METHOD_NAMES]
-    if "qlora" in mentioned and "lora" in mentioned:
-        mentioned.remove("lora")
-    if len(mentioned) < 2:
-        return None
-    if lang == "zh":
-        names = "、".join(METHOD_NAMES_ZH[m] for m in mentioned)
-        message = f"请求中同时提到了 {names}，它们互相排斥：你想用哪一种？请只保留一种方法再试。"
-    else:
-        names = " and ".join(METHOD_NAMES[m] for m in mentioned)
-        message = f"The request asks for both {names}, which exclude each other: which one do you want? Name only one method and try again."
-    return {"rule_id": "request.conflicting-methods", "severity": "error", "field": "method.type", "message": message,
-            "source": "en/qlora.md" if "qlora" in mentioned else "en/lora.md", "heading": "Choosing a method"}
-
-
-def _memory(cfg) -> dict:
-    from trainer.planning.memory import EstimateError, estimate
-
-    try:
-        return estimate(cfg).to_dict()
-    except EstimateError as exc:
-        return {"total_gb": None, "breakdown": {}, "device_memory_gb": cfg.hardware.device_memory_gb,
-                "fits": None, "max_batch_size": None, "error": str(exc)}
-
-
-def _explanations(cfg, slots: Slots, n_examples: int | None, preset_name: str, origin: str) -> list[dict]:
-    from trainer.planning.presets import explain
-
-    from_request = {f"{sec}.{key}": slot for slot, (sec, key) in SLOT_FIELDS.items() if slot in slots.values}
-    out = []
-    for item in explain(cfg, n_examples=n_examples):
-        entry = {"field": item["field"], "value": item["value"], "reason": item["reason"], "source": item.get("source", "")}
-        slot = from_request.pop(item["field"], None)
-        if slot is not None:
-            entry["reason"] = f'{origin}: "{slots.evidence.get(slot, slots.values[slot])}". {item["reason"]}'
-            entry["source"] = "request"
-        else:
-            entry["reason"] = f"default of the {preset_name} preset. {item['reason']}"
-        out.append(entry)
-    section_value = cfg.to_dict()
-    for field, slot in from_request.items():  # slots that explain() has no entry for
-        sec, key = field.split(".")
-        out.append({"field": field, "value": section_value.get(sec, {}).get(key, slots.values[slot]),
-                    "reason": f'{origin}: "{slots.evidence.get(slot, slots.values[slot])}".', "source": "request"})
-    if "model.base_model" not in {e["field"] for e in out}:
-        out.insert(0, {"field": "model.base_model", "value": cfg.model.base_model,
-                       "reason": "default: the built-in gemma-3-270m runs on a laptop CPU; name another model to change it.",
-                       "source": "default"})
-    return out
-
-
 def build_result(slots: Slots, text: str, origin: str = "from your request", notes: list[dict] | None = None) -> dict:
-    """Slots -> the `config --from-text --json` dict (config, validation, memory estimate, explanations)."""
-    from trainer.planning.findings import check_config
+    """Slots (the LLM's or `parse_slots`') -> the `config --from-text --json` dict, through the planner."""
+    from assistant.draft import Draft
 
-    lang = detect_lang(text)
-    data, preset_name, n_examples = _config_data(slots)
-    # Schema problems (as the request's own findings) and rule findings; Chinese requests cite the Chinese docs.
-    checked = check_config(data, origin="request", lang=lang)
-    cfg = checked.config
-    validation = checked.to_dict()
-    conflict = _conflict_finding(slots, lang)
-    if conflict:
-        validation["errors"].insert(0, conflict)
-    validation["warnings"] = list(notes or []) + validation["warnings"]
-    return {
-        "config": cfg.to_dict(),
-        "validation": {"errors": validation["errors"], "warnings": validation["warnings"]},
-        "memory_estimate": _memory(cfg),
-        "explanations": _explanations(cfg, slots, n_examples, preset_name, origin),
-    }
+    result = Draft().update(text, understood=understanding_from_slots(slots, text), origin=origin)
+    result["validation"]["warnings"] = list(notes or []) + result["validation"]["warnings"]
+    return result
 
 
 # ------------------------------------------------------------------------------- LLM extraction
@@ -249,10 +116,11 @@ def slots_from_model(filled: RequestSlots, text: str) -> Slots:
 
 def _slot_problems(slots: Slots) -> list[str]:
     """The schema problems the slots would cause, formatted for the LLM's retry."""
+    from assistant.plan import plan
     from trainer.planning.config_io import parse_config_lenient
 
-    data, _, _ = _config_data(slots)
-    _, problems = parse_config_lenient(data)
+    values = {f"{sec}.{key}": slots.values[name] for name, (sec, key) in SLOT_FIELDS.items() if name in slots.values}
+    _, problems = parse_config_lenient(plan(values).data)
     return [f"{p.get('loc', '')}: {p['message']}" for p in problems]
 
 
@@ -284,32 +152,108 @@ def extract_with_llm(text: str, engine) -> Slots:
     raise ValueError("; ".join(last_problems))
 
 
-def config_from_text(text: str, engine=None) -> dict:
-    """A fine-tuning request in Chinese or English -> the `tunepilot config --from-text --json` dict.
+def understanding_from_slots(slots: Slots, text: str) -> Understanding:
+    """An LLM's slots (`slots_from_model`) as an Understanding, each value with the span of its evidence."""
+    from assistant.understand import Slot, Understanding
 
-    `engine` is an engine name ("openai", "local") or an engine object; None or "extractive" uses
-    the deterministic parser only.
-    """
-    if not text or not text.strip():
-        raise UserError('the request is empty: describe the run, e.g. "fine-tune gemma-3-270m on data.jsonl with LoRA, 3 epochs"')
-    notes: list[dict] = []
-    if engine is not None and not hasattr(engine, "structured"):
+    u = Understanding(text=text, methods_mentioned=list(slots.methods_mentioned),
+                      openai_style=bool(slots.values.get("openai_style")))
+    for name, value in slots.values.items():
+        if name not in SLOT_FIELDS:
+            continue
+        section, key = SLOT_FIELDS[name]
+        evidence = str(slots.evidence.get(name, value))
+        start = text.find(evidence)
+        span = (start, start + len(evidence)) if start >= 0 else (-1, -1)
+        u.slots.append(Slot(f"{section}.{key}", value, span, evidence))
+    return u
+
+
+def resolve_engine(engine, notes: list[dict]):
+    """An engine name or object -> an LLM engine object, or None for the deterministic reader
+    (an unavailable engine adds a fallback note)."""
+    if engine is None or engine == "extractive":
+        return None
+    if not hasattr(engine, "structured"):
         from assistant.engines import EngineUnavailable, get_engine
 
         try:
-            engine = get_engine(engine) if engine != "extractive" else None
+            engine = get_engine(engine)
         except EngineUnavailable as exc:
             notes.append(_fallback_note(str(exc)))
-            engine = None
-    if engine is not None and getattr(engine, "uses_llm", False):
+            return None
+    return engine if getattr(engine, "uses_llm", False) else None
+
+
+def update_draft(draft, text: str, engine=None, notes: list[dict] | None = None) -> dict:
+    """One edit of the draft: the LLM fills the slots when an engine is given (falling back to the
+    reader), then the same plan / fit / validation runs on them."""
+    notes = list(notes or [])
+    understood, origin = None, None
+    if engine is not None:
         from assistant.engines import EngineUnavailable
 
         try:
-            slots = extract_with_llm(text, engine)
-            return build_result(slots, text, origin=f"read by the {engine.name} engine from your request")
+            understood = understanding_from_slots(extract_with_llm(text, engine), text)
+            origin = f"read by the {engine.name} engine from your request"
         except (EngineUnavailable, ValueError) as exc:
             notes.append(_fallback_note(str(exc)))
-    return build_result(parse_slots(text), text, notes=notes)
+    result = draft.update(text, understood=understood, origin=origin or "from your request")
+    if notes:
+        result["validation"]["warnings"] = notes + result["validation"]["warnings"]
+    return result
+
+
+RESET_REPLY = {"en": "Started over: the draft config is cleared. Describe the run (model and dataset).",
+               "zh": "已重新开始：草稿配置已清空。请描述训练任务（模型和数据集）。"}
+
+
+def converse(draft, text: str, engine=None) -> tuple[str, dict | None]:
+    """One chat message: ("edit", result) when it makes or edits the draft, ("question", None) when
+    it should be answered from the docs (the draft stays), ("reset", None) after "start over"."""
+    kind = draft.classify(text)
+    if kind == "reset":
+        draft.reset()
+        if not understand(text).slots:
+            return "reset", None
+    elif kind == "question":
+        draft.skip()
+        return "question", None
+    notes: list[dict] = []
+    return "edit", update_draft(draft, text, resolve_engine(engine, notes), notes)
+
+
+def config_from_text(text: str | list[str], engine=None) -> dict:
+    """A fine-tuning request in Chinese or English -> the `tunepilot config --from-text --json` dict.
+
+    `text` is one message or the turns of a conversation (later turns edit the draft the earlier
+    ones made; questions in between are skipped; "start over" resets). `engine` is an engine name
+    ("openai", "local") or an engine object; None or "extractive" uses the deterministic reader
+    (`assistant.understand`) only. The result is today's shape (`config`, `validation`,
+    `memory_estimate`, `explanations`) plus `understood`, `unread`, `missing`, `changes`, `fit`,
+    `target`, `this_machine` and `reply` (see `assistant.draft`).
+    """
+    from assistant.draft import Draft
+
+    turns = [text] if isinstance(text, str) else [t for t in text if t is not None]
+    if not any(t.strip() for t in turns):
+        raise UserError('the request is empty: describe the run, e.g. "fine-tune gemma-3-270m on data.jsonl with LoRA, 3 epochs"')
+    notes: list[dict] = []
+    engine = resolve_engine(engine, notes)
+    draft = Draft()
+    for turn in (t for t in turns if t.strip()):
+        kind = draft.classify(turn) if draft.active else "edit"
+        if kind == "question":
+            draft.skip()
+            continue  # answered elsewhere (the chat); the draft stays as it is
+        if kind == "reset" and not understand(turn).slots:
+            draft.reset()
+            continue
+        update_draft(draft, turn, engine, notes)
+        notes = []  # a fallback note is shown once, on the turn it happened
+    if draft.result is None:  # only "start over": an empty draft
+        draft.update("")
+    return draft.result
 
 
 def _fallback_note(reason: str) -> dict:
@@ -319,4 +263,4 @@ def _fallback_note(reason: str) -> dict:
 
 
 __all__ = ["RequestSlots", "build_result", "canonical_model", "config_from_text", "detect_training_intent",
-           "extract_with_llm", "slots_from_model"]
+           "converse", "extract_with_llm", "resolve_engine", "slots_from_model", "understanding_from_slots", "update_draft"]

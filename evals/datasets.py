@@ -162,7 +162,15 @@ def _flatten_chat(row: dict) -> dict:
         return row
     out = dict(row)
     turns = list(messages)
-    if turns[-1].get("role") == "assistant" and "expected" not in out:
+    last = turns[-1]
+    if last.get("role") == "assistant" and last.get("tool_calls") and "expected_tool_call" not in out:
+        # A held-out tool-calling row in the training format: its (first) call is what the model should make,
+        # scored by `tool_call` (evals.tools); a malformed call is named when the run is prepared.
+        calls = last["tool_calls"]
+        first = calls[0] if isinstance(calls, list) and calls and isinstance(calls[0], dict) else {}
+        out["expected_tool_call"] = first.get("function", first)
+        turns.pop()
+    elif last.get("role") == "assistant" and "expected" not in out:
         out["expected"] = str(turns.pop().get("content", ""))
     users = [m for m in turns if m.get("role") == "user"]
     if users and "input" not in out:

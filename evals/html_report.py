@@ -59,6 +59,19 @@ def _wlt_bar(name: str, item: dict) -> str:
             f'<rect x="{label_w + w + t:.1f}" y="4" width="{lo:.1f}" height="16" fill="#cf222e"><title>losses {item["losses"]}</title></rect></svg>')
 
 
+def _assertion_lines(assertions: dict | None) -> str:
+    """One line per promptfoo assertion of a row: pass / fail / error and why."""
+    if not assertions:
+        return ""
+    lines = []
+    for a in assertions["results"]:
+        state = "error" if a.get("error") else ("pass" if a["pass"] else "fail")
+        why = a.get("error") or a.get("reason") or ""
+        cls = ' class="err"' if state != "pass" else ""
+        lines.append(f"<div{cls}>{escape(a['type'])}: {state} · {escape(str(why))[:160]}</div>")
+    return '<div class="muted">' + "".join(lines) + "</div>"
+
+
 def render_html(summary: dict, records: list[dict]) -> str:
     models = list(summary.get("models", {}))
     scorers = summary.get("scorers", [])
@@ -97,6 +110,17 @@ def render_html(summary: dict, records: list[dict]) -> str:
                 out.append("</table>")
             elif "corpus_bleu" in detail:
                 out.append(f"<p><b>{escape(m)}</b> · corpus BLEU {_fmt(detail['corpus_bleu'])} (tokenize {escape(detail['tokenize'])})</p>")
+
+    for m in models:  # promptfoo assertions: pass / fail / could-not-run per type
+        totals = summary["models"][m].get("assertions")
+        if totals:
+            out.append(f"<p><b>{escape(m)}</b> · tests passed {totals['tests_passed']} of {totals['tests']} "
+                       f"({totals['tests_undecided']} undecided)</p><table><tr><th>assertion</th><th>passed</th>"
+                       "<th>failed</th><th>could not run</th><th>pass rate</th></tr>")
+            for kind, t in totals["by_type"].items():
+                out.append(f"<tr><td>{escape(kind)}</td><td class=\"num\">{t['passed']}</td><td class=\"num\">{t['failed']}</td>"
+                           f"<td class=\"num\">{t['errors']}</td><td class=\"num\">{_fmt(t['pass_rate'])}</td></tr>")
+            out.append("</table>")
 
     # Per-scorer charts.
     out.append('<h2>Scores by scorer</h2><div class="charts">')
@@ -150,7 +174,8 @@ def render_html(summary: dict, records: list[dict]) -> str:
                 out.append(f'<td class="text err">error: {escape(rec["error"])}</td>')
             else:
                 scores = " · ".join(f"{escape(k)} {_fmt(v, 2)}" for k, v in rec["scores"].items())
-                out.append(f'<td class="text">{escape(rec.get("output") or "")}<div class="muted">{scores}</div></td>')
+                out.append(f'<td class="text">{escape(rec.get("output") or "")}<div class="muted">{scores}</div>'
+                           f'{_assertion_lines(rec.get("assertions"))}</td>')
         out.append("</tr>")
     out.append("</table>")
     out.append("<script>document.getElementById('only-diff').addEventListener('change',function(e){"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from evals.errors import EvalError
 from evals.spec import GenerationSpec, ProviderSpec
+from evals.tools import reply_text
 from tunepilot.core.settings import openai_endpoint
 
 OPENAI_PREFIX = "openai:"
@@ -47,7 +48,9 @@ class Provider:
     def check(self) -> None:
         """Fail fast, before any generation, on names the user got wrong."""
 
-    def generate(self, messages_batch: list[list[dict]], gen: GenerationSpec) -> list[Generation]:
+    def generate(self, messages_batch: list[list[dict]], gen: GenerationSpec,
+                 tools: list[dict] | None = None) -> list[Generation]:
+        """Replies for a batch; `tools` (OpenAI's shape) are offered to every conversation of the batch."""
         raise NotImplementedError
 
     def perplexity(self, messages: list[dict], expected: str) -> float:
@@ -94,27 +97,29 @@ class LocalProvider(Provider):
             raise RuntimeError(self._load_error)
         return self._loaded
 
-    def generate(self, messages_batch: list[list[dict]], gen: GenerationSpec) -> list[Generation]:
+    def generate(self, messages_batch: list[list[dict]], gen: GenerationSpec,
+                 tools: list[dict] | None = None) -> list[Generation]:
         try:
             loaded = self.loaded()
         except RuntimeError as exc:
             return [Generation(None, str(exc), 0.0) for _ in messages_batch]
         start = time.perf_counter()
         try:
-            texts = self._call(loaded, messages_batch, gen)
+            texts = self._call(loaded, messages_batch, gen, tools)
         except Exception as exc:
             if len(messages_batch) == 1:
                 return [Generation(None, _describe(exc), time.perf_counter() - start)]
             # Find the bad row(s): retry one at a time.
-            return [self.generate([m], gen)[0] for m in messages_batch]
+            return [self.generate([m], gen, tools)[0] for m in messages_batch]
         per_row = (time.perf_counter() - start) / len(messages_batch)  # amortised over the batch
         return [Generation(t, None, per_row) for t in texts]
 
-    def _call(self, loaded, messages_batch, gen: GenerationSpec) -> list[str]:
+    def _call(self, loaded, messages_batch, gen: GenerationSpec, tools: list[dict] | None = None) -> list[str]:
         from trainer.models import generation
 
+        # With tools the prompt is rendered as a tool-calling fine-tune was trained; calls stay in the text.
         return generation.generate(loaded, messages_batch, max_new_tokens=gen.max_new_tokens,
-                                   temperature=gen.temperature, top_p=gen.top_p, stop=gen.stop or None)
+                                   temperature=gen.temperature, top_p=gen.top_p, stop=gen.stop or None, tools=tools)
 
     @property
     def supports_perplexity(self) -> bool:
@@ -181,17 +186,18 @@ class OpenAIProvider(Provider):
                                   timeout=self.timeout_s, max_retries=0)
         return self._client
 
-    def generate(self, messages_batch: list[list[dict]], gen: GenerationSpec) -> list[Generation]:
+    def generate(self, messages_batch: list[list[dict]], gen: GenerationSpec,
+                 tools: list[dict] | None = None) -> list[Generation]:
         if self.unreachable:
             return [Generation(None, self.unreachable, 0.0) for _ in messages_batch]
         workers = max(1, min(gen.batch_size, len(messages_batch), 8))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(lambda m: self._one(m, gen), messages_batch))
+            results = list(pool.map(lambda m: self._one(m, gen, tools), messages_batch))
         if results and all(r.error and r.error.startswith("cannot reach") for r in results):
             self.unreachable = results[0].error
         return results
 
-    def _one(self, messages: list[dict], gen: GenerationSpec) -> Generation:
+    def _one(self, messages: list[dict], gen: GenerationSpec, tools: list[dict] | None = None) -> Generation:
         import openai
 
         start = time.perf_counter()
@@ -199,9 +205,13 @@ class OpenAIProvider(Provider):
                       temperature=gen.temperature, top_p=gen.top_p)
         if gen.stop:
             kwargs["stop"] = gen.stop
+        if tools:
+            kwargs["tools"] = tools
         try:
             response = self.client().chat.completions.create(**kwargs)
-            text = response.choices[0].message.content or ""
+            message = response.choices[0].message
+            # Calls come back as tool_calls; written into the text so the tool_call scorer reads them (evals.tools).
+            text = reply_text(message.content, message.tool_calls)
             return Generation(text.strip(), None, time.perf_counter() - start)
         except openai.APIConnectionError as exc:
             where = self.base_url or "the OpenAI API"

@@ -39,6 +39,7 @@ from evals.spec import (
     EvalSpec,
     ScorerSpec,
 )
+from evals.tools import EXPECTED_CALL_COLUMN, expected_call, row_tools
 from tunepilot.core.progress import progress_bar
 
 
@@ -52,6 +53,7 @@ class EvalRow:
     prompt: str
     system: str | None
     expected: str | None
+    tools: list[dict] | None = None  # offered to the model (evals.tools: a `tools` column)
 
     @property
     def messages(self) -> list[dict]:
@@ -73,8 +75,22 @@ class PreparedRun:
 
 def prepare(spec: EvalSpec) -> PreparedRun:
     """Load the dataset and render every row; raises EvalError for any column/template problem."""
-    dataset = load_dataset(spec.dataset)
+    if spec.promptfoo:  # rows (tests x prompts) already rendered, each with its own assertions
+        from evals.promptfoo import promptfoo_dataset
+
+        dataset = promptfoo_dataset(spec.promptfoo, used_providers=[p.id for p in spec.providers])
+    else:
+        dataset = load_dataset(spec.dataset)
+        from evals.promptfoo import as_assertion_dataset, assertion_columns
+
+        asserting = assertion_columns(dataset.columns)
+        if asserting:  # a promptfoo-style tests CSV: its __expected cells are assertions, never reference answers
+            if spec.expected_column in asserting:
+                raise EvalError(f"--expected-column {spec.expected_column} holds promptfoo assertions (such as "
+                                "icontains:bonjour), not reference answers; leave it out and they are scored by `asserts`.")
+            dataset = as_assertion_dataset(dataset)
     columns = dataset.columns
+    has_assertions = bool(columns) and "__asserts" in columns
     needed: dict[str, str] = {}
     if spec.input_column:
         needed[spec.input_column] = "input"
@@ -82,7 +98,10 @@ def prepare(spec: EvalSpec) -> PreparedRun:
         needed[spec.expected_column] = "expected answer"
     require_columns(dataset, needed)
 
-    input_column = spec.input_column or (None if spec.template else guess_column(columns, INPUT_COLUMN_CANDIDATES))
+    input_column = spec.input_column or (None if spec.template or spec.promptfoo else guess_column(columns, INPUT_COLUMN_CANDIDATES))
+    if spec.promptfoo and not spec.template:
+        spec = spec.model_copy(update={"template": "{__prompt}",
+                                       "system": spec.system or ("{__system}" if any(r["__system"] for r in dataset.rows) else None)})
     if not spec.template and not input_column:
         found = ", ".join(repr(c) for c in columns)
         raise EvalError(f"Cannot tell which column is the input; columns found: {found}. Pass --input-column or --template.")
@@ -96,12 +115,16 @@ def prepare(spec: EvalSpec) -> PreparedRun:
         template.check_variables(system_template, columns, what="system prompt")
 
     expected_column = spec.expected_column
-    if expected_column is None:
+    if expected_column is None and not has_assertions:  # promptfoo's __expected holds assertions, never a reference answer
         guess = guess_column([c for c in columns if c != input_column], EXPECTED_COLUMN_CANDIDATES)
         expected_column = guess
     scorer_specs = list(spec.scorers) or [
         ScorerSpec(name=n) for n in (DEFAULT_SCORERS_WITH_EXPECTED if expected_column else DEFAULT_SCORERS_WITHOUT_EXPECTED)
     ]
+    if has_assertions and not any(s.name == "asserts" for s in scorer_specs):
+        scorer_specs.insert(0, ScorerSpec(name="asserts"))
+    if EXPECTED_CALL_COLUMN in columns and not any(s.name == "tool_call" for s in scorer_specs):
+        scorer_specs.insert(0, ScorerSpec(name="tool_call"))
 
     source_rows = dataset.rows[: spec.limit] if spec.limit else dataset.rows
     rows, empty = [], []
@@ -112,8 +135,14 @@ def prepare(spec: EvalSpec) -> PreparedRun:
             continue
         system = template.render(system_template, row).strip() if system_template else None
         expected = cell_text(row.get(expected_column)) if expected_column else None
-        digest = hashlib.sha1(json.dumps([prompt, system, expected], ensure_ascii=False).encode("utf-8")).hexdigest()[:10]
-        rows.append(EvalRow(index=i, key=f"{i}-{digest}", row=row, prompt=prompt, system=system or None, expected=expected))
+        eval_row = EvalRow(index=i, key="", row=row, prompt=prompt, system=system or None, expected=expected)
+        eval_row.tools = row_tools(row, i + 1, eval_row.messages)
+        expected_call(row, i + 1)  # a malformed expected_tool_call fails now, before any generation
+        identity = [prompt, system, expected] + ([row["__asserts"]] if "__asserts" in row else [])
+        identity += [eval_row.tools] if eval_row.tools else []
+        digest = hashlib.sha1(json.dumps(identity, ensure_ascii=False, default=str).encode("utf-8")).hexdigest()[:10]
+        eval_row.key = f"{i}-{digest}"
+        rows.append(eval_row)
     if empty:
         shown = ", ".join(map(str, empty[:10])) + (" ..." if len(empty) > 10 else "")
         raise EvalError(f"Row(s) {shown} of {dataset.path} give an empty prompt (the input is blank); fill them in or remove them.")
@@ -134,8 +163,10 @@ def _check_scorers(scorers: list[Scorer], expected_column: str | None, columns: 
 
 # ---------------------------------------------------------------- scoring
 
-def score_row(scorers: list[Scorer], ctx: RowContext, scores: dict | None = None) -> tuple[dict, dict]:
-    """Fill in each scorer missing from `scores`; a scorer that raises is recorded in score_errors."""
+def score_row(scorers: list[Scorer], ctx: RowContext, scores: dict | None = None,
+              details: dict | None = None) -> tuple[dict, dict]:
+    """Fill in each scorer missing from `scores`; a scorer that raises is recorded in score_errors.
+    Scorers that return per-item details (the promptfoo `asserts` scorer) fill `details[name]`."""
     scores = dict(scores or {})
     errors: dict[str, str] = {}
     for scorer in scorers:
@@ -146,6 +177,10 @@ def score_row(scorers: list[Scorer], ctx: RowContext, scores: dict | None = None
         except Exception as exc:  # one scorer failing on one row must not stop the run
             errors[scorer.name] = f"{type(exc).__name__}: {str(exc)[:200]}"
             continue
+        if hasattr(value, "details"):
+            if details is not None:
+                details[scorer.name] = value.details
+            value = value.value
         scores[scorer.name] = None if value is None else float(value)
     return scores, errors
 
@@ -185,6 +220,10 @@ def run_eval(spec: EvalSpec | dict, progress: bool = True, on_progress=None) -> 
         from evals.spec import parse_spec
 
         spec = parse_spec(spec)
+    from evals.preference import is_preference_set, run_preference_eval
+
+    if is_preference_set(spec.dataset):  # chosen/rejected pairs: scored by log-probability, nothing generated
+        return run_preference_eval(spec, progress=progress, on_progress=on_progress)
     prepared = prepare(spec)
     scorers = build_scorers(prepared.scorer_specs, settings=spec)
     _check_scorers(scorers, prepared.expected_column, prepared.dataset.columns)
@@ -257,11 +296,13 @@ def _run_provider(provider: Provider, rows: list[EvalRow], scorers: list[Scorer]
         if error is None:
             ctx = RowContext(output=output or "", expected=row.expected, prompt=row.prompt, messages=row.messages,
                              row=row.row, latency_s=latency, provider=provider)
-            scores, score_errors = score_row(scorers, ctx, old["scores"] if old else None)
+            details: dict = {}
+            scores, score_errors = score_row(scorers, ctx, old["scores"] if old else None, details=details)
             if old:
                 score_errors = {**old.get("score_errors", {}), **score_errors}
+            assertions = details.get("asserts", (old or {}).get("assertions"))
         else:
-            scores, score_errors = {}, {}
+            scores, score_errors, assertions = {}, {}, None
         record = {
             "model": provider.name, "provider": provider.spec.id, "row": row.index, "key": row.key,
             "input": row.prompt, "system": row.system, "expected": row.expected, "output": output,
@@ -270,6 +311,8 @@ def _run_provider(provider: Provider, rows: list[EvalRow], scorers: list[Scorer]
             "passed": row_passed(scores, scorers, thresholds) if error is None else None,
             "created_at": int(time.time()),
         }
+        if assertions is not None:
+            record["assertions"] = assertions
         runstore.append_record(run_dir, record)
         latest[(provider.name, row.key)] = record
         if logger.enabled and old is None:
@@ -287,10 +330,14 @@ def _run_provider(provider: Provider, rows: list[EvalRow], scorers: list[Scorer]
     # Longest prompts first: rows of similar length share a batch, so little padding is wasted.
     ordered = sorted(to_generate, key=lambda r: len(r.prompt) + len(r.system or ""), reverse=True)
     size = spec.generation.batch_size
-    for start in range(0, len(ordered), size):
-        batch = ordered[start:start + size]
+    batches = []
+    for tools_key in dict.fromkeys(json.dumps(r.tools, sort_keys=True) for r in ordered):  # one batch, one tool set
+        group = [r for r in ordered if json.dumps(r.tools, sort_keys=True) == tools_key]
+        batches += [group[start:start + size] for start in range(0, len(group), size)]
+    for batch in batches:
         t0 = time.time()
-        results = provider.generate([r.messages for r in batch], spec.generation)
+        offered = {"tools": batch[0].tools} if batch[0].tools else {}
+        results = provider.generate([r.messages for r in batch], spec.generation, **offered)
         t1 = time.time()
         for row, gen in zip(batch, results):
             finish(row, gen.text, gen.error, gen.latency_s, None, t0, t1)
@@ -342,6 +389,9 @@ def summarise(run_dir: Path, prepared: PreparedRun, providers: list[Provider], a
                 if d:
                     details[s.name] = d
         passes = [r["passed"] for r in ok if r.get("passed") is not None]
+        from evals.scorers.assertions import summarise_assertions
+
+        assertion_totals = summarise_assertions(ok)
         models[provider.name] = {
             "scores": scores,
             "errors": len(recs) - len(ok),
@@ -352,6 +402,8 @@ def summarise(run_dir: Path, prepared: PreparedRun, providers: list[Provider], a
             "skipped": skipped,
             "provider": provider.spec.id,
         }
+        if assertion_totals is not None:
+            models[provider.name]["assertions"] = assertion_totals
     for name, m in models.items():
         for scorer, why in m["skipped"].items():
             if why == "not applicable to this model":
@@ -383,6 +435,9 @@ def check_fail_under(summary: dict, fail_under: dict[str, float]) -> list[str]:
     failures = []
     for key, bar in fail_under.items():
         scorer, _, only_model = key.partition("@")
+        if scorer.startswith("assert:") and "asserts" in direction:
+            failures += _assertion_failures(summary, scorer, only_model, bar, key)
+            continue
         if scorer not in direction:
             raise EvalError(f"--fail-under {key}: this run computed no scorer {scorer!r}; "
                             f"scorers: {', '.join(direction) or '(none)'}.")
@@ -399,4 +454,26 @@ def check_fail_under(summary: dict, fail_under: dict[str, float]) -> list[str]:
                 failures.append(f"{name}: {scorer} = {value:.4f} < {bar}")
             elif not direction[scorer] and value > bar:
                 failures.append(f"{name}: {scorer} = {value:.4f} > {bar} (lower is better)")
+    return failures
+
+
+def _assertion_failures(summary: dict, scorer: str, only_model: str, bar: float, key: str) -> list[str]:
+    """`assert:score` (mean weighted test score) and `assert:<type>` (that type's pass rate) bars."""
+    what = scorer.split(":", 1)[1]
+    failures = []
+    for name, m in summary["models"].items():
+        if only_model and name != only_model:
+            continue
+        totals = m.get("assertions") or {}
+        if what == "score":
+            value = totals.get("score")
+        else:
+            if what not in totals.get("by_type", {}):
+                raise EvalError(f"--fail-under {key}: no {what!r} assertions in this run; types: "
+                                f"{', '.join(totals.get('by_type', {})) or '(none)'}, or assert:score.")
+            value = totals["by_type"][what]["pass_rate"]
+        if value is None:
+            failures.append(f"{name}: {scorer} has no result (assertions could not be evaluated)")
+        elif value < bar:
+            failures.append(f"{name}: {scorer} = {value:.4f} < {bar}")
     return failures

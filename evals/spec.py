@@ -105,6 +105,7 @@ class EvalSpec(BaseModel):
     fail_under: dict[str, float] = Field(default_factory=dict, description="SCORER (or SCORER@MODEL) -> minimum mean.")
     device: str = Field("auto", description="Device for local models.")
     tags: list[str] = Field(default_factory=list, description="Tags for PromptLayer logging.")
+    promptfoo: Optional[str] = Field(None, description="The promptfoo config the rows and assertions come from (evals.promptfoo).")
 
     @field_validator("providers", mode="before")
     @classmethod
@@ -200,13 +201,27 @@ def parse_fail_under(items: list[str]) -> dict[str, float]:
 def build_spec(config: str | Path | None = None, **flags) -> EvalSpec:
     """Merge a config file (optional) with CLI flags; flags that are None or empty leave the file's value."""
     data: dict = load_spec_file(config) if config else {}
+    unrunnable: list[str] = []
+    if config:
+        from evals.promptfoo import is_promptfoo_config, spec_data
+
+        if is_promptfoo_config(data):  # promptfooconfig.yaml: rows, providers and assertions from its own format
+            from evals.promptfoo import yaml_load
+
+            data = yaml_load(Path(config).expanduser().read_text(encoding="utf-8-sig"))  # YAML 1.2 booleans, as promptfoo
+            data, unrunnable = spec_data(config, data)
     models = flags.pop("models", None)
     if models:
         data.pop("models", None)
         data["providers"] = list(models)
+    elif unrunnable and not data.get("providers"):
+        raise EvalError(f"None of the promptfoo providers can run in tunepilot ({'; '.join(unrunnable)}); "
+                        "pass --model (e.g. gemma-3-270m or openai:<model>).")
     scorers = flags.pop("scorers", None)
     if scorers:
         data["scorers"] = list(scorers)
+    if data.get("promptfoo") and "asserts" not in [s if isinstance(s, str) else s.get("name") for s in data.get("scorers", [])]:
+        data["scorers"] = ["asserts", *data.get("scorers", [])]
     fail_under = flags.pop("fail_under", None)
     if fail_under:
         data["fail_under"] = {**data.get("fail_under", {}), **fail_under}

@@ -16,15 +16,26 @@ import numpy as np
 
 from knowledge.chunking import heading_prefix
 from tunepilot.core import atomic
-from tunepilot.core.language import tokenize
+from tunepilot.core.language import TOKENIZER_VERSION, stem, tokenize
 
-FORMAT = 1
+# The heading path names what a passage is about, so its words count this many times (a poor
+# man's BM25F: bm25s indexes one field, and repeating a field's tokens raises its term frequency).
+HEADING_WEIGHT = 2
+# A snapshot built with another tokenizer or field weighting is not loaded: searches rebuild it
+# from Chroma (the source of truth) and save the new one, so old indexes heal by themselves.
+FORMAT = f"2-tok{TOKENIZER_VERSION}-h{HEADING_WEIGHT}"
 
 
 def index_text(text: str, meta: dict) -> str:
     """What BM25 sees for a chunk: its title and heading path and tags, then the passage."""
     prefix = heading_prefix(meta.get("title", ""), meta.get("heading", ""))
     return f"{prefix}\n{meta.get('tags', '')}\n{text}"
+
+
+def index_tokens(text: str, meta: dict) -> list[str]:
+    """BM25 tokens of a chunk: `index_text`, with the heading path weighted HEADING_WEIGHT times."""
+    prefix = heading_prefix(meta.get("title", ""), meta.get("heading", ""))
+    return tokenize(index_text(text, meta)) + tokenize(prefix) * (HEADING_WEIGHT - 1)
 
 
 @dataclass
@@ -39,15 +50,39 @@ class Snapshot:
 
     def __post_init__(self):
         self.position = {cid: i for i, cid in enumerate(self.ids)}
+        self._df: dict[str, int] | None = None
+
+    def document_frequency(self, token: str) -> int:
+        """In how many chunks `token` occurs (counted once, on first use, from the tokens)."""
+        if self._df is None:
+            df: dict[str, int] = {}
+            for toks in self.tokens:
+                # Raw tokens and their stems: content terms (what the grounding gate asks
+                # about) are stemmed tokens.
+                for tok in set(toks) | {stem(t) for t in toks if t[:1].isascii()}:
+                    df[tok] = df.get(tok, 0) + 1
+            self._df = df
+        return self._df.get(token, 0)
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def top(self, query_tokens: list[str], n: int) -> list[tuple[int, float]]:
-        """(position, score) of the best `n` chunks that share at least one token with the query."""
+    def scores(self, query_tokens: list[str]) -> np.ndarray | None:
+        """BM25 score of every chunk for the tokens (None when nothing is indexed or asked)."""
         if self.bm25 is None or not query_tokens:
+            return None
+        return self.bm25.get_scores(query_tokens)
+
+    def top(self, query_tokens: list[str], n: int, extra: list[str] | None = None,
+            extra_weight: float = 0.0) -> list[tuple[int, float]]:
+        """(position, score) of the best `n` chunks that share at least one token with the query;
+        `extra` tokens (query expansion) add their scores times `extra_weight`."""
+        scores = self.scores(query_tokens)
+        more = self.scores(extra) if extra and extra_weight else None
+        if more is not None:
+            scores = more * extra_weight if scores is None else scores + more * extra_weight
+        if scores is None:
             return []
-        scores = self.bm25.get_scores(query_tokens)
         n = min(n, len(scores))
         best = np.argpartition(-scores, n - 1)[:n]
         best = best[np.argsort(-scores[best], kind="stable")]
@@ -65,7 +100,7 @@ def build(ids: list[str], texts: list[str], metas: list[dict], revision: str, pr
         ids, texts, metas = [ids[i] for i in rows], [texts[i] for i in rows], [metas[i] for i in rows]
     old = previous.position if previous is not None else {}
     tokens = [
-        previous.tokens[old[cid]] if cid in old else tokenize(index_text(text, meta))
+        previous.tokens[old[cid]] if cid in old else index_tokens(text, meta)
         for cid, text, meta in zip(ids, texts, metas)
     ]
     snap = Snapshot(revision, ids, texts, metas, tokens)

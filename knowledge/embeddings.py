@@ -34,8 +34,11 @@ class HashEmbedder:
     """Bag of hashed BM25 tokens: texts that share words are close; fast, exact, no model."""
 
     def __init__(self, dim: int = 256):
+        from tunepilot.core.language import TOKENIZER_VERSION
+
         self.dim = dim
-        self.name = f"hash-{dim}"
+        # The vectors are made of BM25 tokens: another tokenizer is another vector space.
+        self.name = f"hash-{dim}" if TOKENIZER_VERSION == "1" else f"hash-{dim}-t{TOKENIZER_VERSION}"
 
     def embed(self, texts: list[str]) -> np.ndarray:
         from tunepilot.core.language import tokenize

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from knowledge import KnowledgeError, bm25_index, docs_path
+from knowledge import KnowledgeError, bm25_index, docs_path, library_docs
 from knowledge import store as stores
 from knowledge.chunking import CHUNKER_VERSION, chunk, passage
 from knowledge.embeddings import Embedder, get_embedder
@@ -100,15 +100,22 @@ def ingest(
     strict: bool = False,
     *,
     chroma_url: str | None = None,
+    libraries: bool = False,
 ) -> IngestSummary:
     """Index files and folders into `collection`. Skipped files are listed with reasons; with
-    `strict=True` any skip raises IngestError (after the other files are indexed)."""
+    `strict=True` any skip raises IngestError (after the other files are indexed). `libraries`
+    also indexes the installed libraries' parameter docs (knowledge.library_docs)."""
     stores.check_collection_name(collection)
     roots = [_resolve(Path(p)) for p in paths]
+    library_skips: list[dict] = []
+    if libraries:
+        library_root, library_skips = _library_root()
+        roots.append(library_root)
     if not roots:
-        raise KnowledgeError("nothing to ingest: give at least one file or folder")
+        raise KnowledgeError("nothing to ingest: give at least one file or folder (or --libraries)")
     st = stores.get_store(chroma_url)
     summary = run(roots, collection, st, get_embedder(), progress=progress)
+    summary.skipped += library_skips
     if strict and summary.skipped:
         raise IngestError(summary)
     return summary
@@ -121,14 +128,15 @@ def sync_shipped(st: stores.Store, collection: str = "default", progress: bool =
     physical = st.physical_name(collection, embedder.name)
     stamp = st.local_dir() / f"{physical}.shipped"
     files = walk(docs_path()) if docs_path().is_dir() else []
-    signature = _signature(files, embedder.name)
+    library_root, _ = _library_root()  # the default collection also holds the libraries' parameter docs
+    signature = _signature(files + library_root.files, embedder.name)
     try:
         if stamp.read_text() == signature and st.open(collection, embedder.name, create=False) is not None:
             return None
     except OSError:
         pass
     root = _Root(docs_path(), SHIPPED_ROOT, files, whole_folder=True)
-    summary = run([root], collection, st, embedder, progress=progress, wait=False)
+    summary = run([root, library_root], collection, st, embedder, progress=progress, wait=False)
     if summary is not None:
         stamp.write_text(signature)
     return summary
@@ -143,6 +151,13 @@ def _signature(files: list[Path], embedder_name: str) -> str:
             continue
         digest.update(f"{f}\0{s.st_size}\0{s.st_mtime_ns}\n".encode())
     return digest.hexdigest()
+
+
+def _library_root() -> tuple[_Root, list[dict]]:
+    """The installed libraries' parameter docs as one more root (rewritten first when a version
+    changed, so the ingest replaces exactly those passages), and what could not be documented."""
+    docs = library_docs.ensure_current()
+    return _Root(docs.folder, library_docs.ROOT_ID, walk(docs.folder), whole_folder=True), docs.skipped
 
 
 def _resolve(path: Path) -> _Root:
@@ -212,6 +227,13 @@ def _ingest_root(root: _Root, writer: "_Writer", summary: IngestSummary, advance
             advance()
             continue
         fingerprint = file_hash(data)
+        # The same bytes under a second name would be cited twice: index the first, name the rest.
+        where = source if root.root_id == SHIPPED_ROOT else f"{label}/{source}"
+        twin = writer.first_with.setdefault(fingerprint, where)
+        if twin != where:
+            writer.drop(source, old_ids, summary, f"duplicate of {twin} (same content); indexed once")
+            advance()
+            continue
         if state is not None and state.complete_for(fingerprint):
             summary.unchanged.append(source)
             advance()
@@ -258,6 +280,7 @@ class _Writer:
         self.pending: list[tuple[_Pending, str]] = []
         self.dirty = False  # the BM25 snapshot and revision must be renewed at the end
         self._marked = False
+        self.first_with: dict[str, str] = {}  # file fingerprint -> the first file of this run with it
 
     def _mark_dirty(self) -> None:
         """Before this run's first write: readers must stop trusting the current BM25 snapshot."""

@@ -72,3 +72,26 @@ def module_home(tmp_path_factory, request):
     patch.setenv("TUNEPILOT_HOME", str(home))
     yield home
     patch.undo()
+
+
+@pytest.fixture(scope="session")
+def default_model_home(tmp_path_factory):
+    """A workspace holding the real default model, provisioned once per session (about 2 min on 2 cores).
+
+    `slow` tests that need gemma-3-270m point $TUNEPILOT_HOME here (see `with_default_model`)
+    instead of converting the GGUF again in their own empty workspace.
+    """
+    home = tmp_path_factory.mktemp("default-model-home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TUNEPILOT_HOME", str(home))
+    from trainer.models import registry
+
+    registry.ensure_default_model(progress=False)
+    patch.undo()
+    return home
+
+
+@pytest.fixture
+def with_default_model(default_model_home, monkeypatch):
+    monkeypatch.setenv("TUNEPILOT_HOME", str(default_model_home))
+    return default_model_home

@@ -9,7 +9,10 @@ from assistant.engines.base import Engine, EngineUnavailable
 from trainer.planning.config_io import parse_config
 from tunepilot.core.errors import UserError
 
-KEYS = {"config", "validation", "memory_estimate", "explanations"}
+# Today's shape plus what issue 13 added: the slots with their spans, what could not be read, what is
+# missing, the fields the last turn changed, the fit, the target and this machine, and the reply.
+KEYS = {"config", "validation", "memory_estimate", "explanations",
+        "understood", "unread", "missing", "changes", "fit", "target", "this_machine", "reply"}
 
 
 def test_shape_and_values_from_a_chinese_request():

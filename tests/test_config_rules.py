@@ -92,6 +92,14 @@ CASES = {
     "output-dir-not-writable": (lambda t: cfg_from(dataset={"path": _chat_file(t)}, saving={"output_dir": _file_as_parent(t)}), GPU_BOX, True),
     "output-dir-not-empty": (lambda t: cfg_from(dataset={"path": _chat_file(t)}, saving={"output_dir": _busy_dir(t)}), GPU_BOX, True),
     "base-model-unavailable": (lambda t: cfg_from(model={"base_model": "no-such-model"}, dataset={"path": _chat_file(t)}), GPU_BOX, True),
+    # preference tuning (tests/test_preference_planning.py has the finer cases)
+    "preference-beta-positive": (lambda t: cfg_from(method={"stage": "dpo", "beta": 0.0}, optimizer={"learning_rate": 2e-5}), GPU_BOX, False),
+    "preference-beta-range": (lambda t: cfg_from(method={"stage": "dpo", "beta": 5.0}, optimizer={"learning_rate": 2e-5}), GPU_BOX, False),
+    "preference-learning-rate-high": (lambda t: cfg_from(method={"stage": "dpo"}), GPU_BOX, False),
+    "preference-keys-ignored": (lambda t: cfg_from(method={"beta": 0.5}), GPU_BOX, False),
+    "kto-batch-size": (lambda t: cfg_from(method={"stage": "kto"}, training={"batch_size": 1}, optimizer={"learning_rate": 2e-5}), GPU_BOX, False),
+    "preference-packing": (lambda t: cfg_from(method={"stage": "dpo"}, training={"packing": True}, optimizer={"learning_rate": 2e-5}), GPU_BOX, False),
+    "preference-data-kind": (lambda t: cfg_from(dataset={"path": str(write_jsonl(t / "pairs.jsonl", [{"prompt": "q", "chosen": "a", "rejected": "b"}]))}), GPU_BOX, True),
 }
 
 

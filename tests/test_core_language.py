@@ -13,7 +13,7 @@ import importlib.util
 import pytest
 
 from assistant import answer as answer_mod
-from assistant import citations, condense, config_from_text
+from assistant import citations, condense, draft
 from assistant.engines import extractive
 from knowledge import bm25_index, chunking, retrieval
 from knowledge.loaders import LoadedDoc
@@ -47,7 +47,7 @@ def test_one_verdict_for_is_this_text_chinese(text, expected):
 
 
 def test_every_caller_uses_the_one_verdict():
-    for module in (retrieval, chunking, answer_mod, condense, config_from_text, extractive):
+    for module in (retrieval, chunking, answer_mod, condense, draft, extractive):
         assert module.detect_lang is lang.detect_lang, module.__name__
 
 

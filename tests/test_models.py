@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import pytest
@@ -93,13 +94,54 @@ def test_partial_default_cache_is_not_used(tunepilot_home, monkeypatch):
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_default_model_provisions_and_generates():
+def test_default_model_provisions_and_generates(with_default_model, tmp_path, caplog, capfd):
     path = models.ensure_default_model(progress=False)
     assert (path / "model.safetensors").exists()
-    loaded = generation.load("gemma-3-270m")
+    capfd.readouterr()
+    with caplog.at_level(logging.WARNING):
+        loaded = generation.load("gemma-3-270m")
+        loaded.tokenizer.save_pretrained(tmp_path / "saved")  # tokenizers warns about holes on save
     assert loaded.tokenizer.chat_template
+    # Neither the false "incorrect regex pattern" alarm nor a vocabulary hole (issue 17).
+    said = caplog.text + "".join(capfd.readouterr())
+    assert "fix_mistral_regex" not in said and "holes" not in said, said
+    vocab = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))
+    ids = set(vocab["model"]["vocab"].values()) | {t["id"] for t in vocab["added_tokens"]}
+    assert ids == set(range(max(ids) + 1))
+    corpus = ["LoRA rank 16, alpha 32, lr 2e-4.", "学习率设为 2e-4，训练 3 轮。显存 24G 够吗？",
+              "def f(x):\n\treturn x ** 2  # tab\n\t\tpass", "混合 English 与中文\t\ttabs   spaces", "emoji 🤖 ü ñ ß"]
+    for text in corpus:
+        assert loaded.tokenizer.decode(loaded.tokenizer.encode(text, add_special_tokens=False)) == text
+    tab = loaded.tokenizer.encode("\t", add_special_tokens=False)
+    assert tab == [loaded.tokenizer.convert_tokens_to_ids("\t")] and tab != [loaded.tokenizer.convert_tokens_to_ids("<0x09>")]
     reply = generation.generate(loaded, [generation.build_messages("LoRA is")], max_new_tokens=5)[0]
     assert isinstance(reply, str)
+
+
+def test_rebuilt_vocabulary_keeps_byte_pieces_and_has_no_holes(tmp_path):
+    """The GGUF converter names byte piece <0x09> as a literal tab, colliding with Gemma's own tab piece."""
+    from tokenizers import Tokenizer
+    from tokenizers import models as tk_models
+
+    pieces = ["<pad>", "<eos>", "<bos>", "<unk>", "\t", "a", "b", "ab", "\t"]  # id 4 is really <0x09>
+    path = tmp_path / "tokenizer.json"
+    Tokenizer(tk_models.Unigram([(p, -float(i)) for i, p in enumerate(pieces)], unk_id=3, byte_fallback=True)).save(str(path))
+    with pytest.raises(ValueError, match="two ids"):
+        models.rewrite_tokenizer_as_bpe(path)
+
+    models.rewrite_tokenizer_as_bpe(path, byte_tokens={4: "<0x09>"})
+    vocab = json.loads(path.read_text(encoding="utf-8"))["model"]["vocab"]
+    assert vocab["<0x09>"] == 4 and vocab["\t"] == 8
+    assert sorted(vocab.values()) == list(range(len(pieces)))
+    assert Tokenizer.from_file(str(path)).encode("ab\t").ids == [7, 8]
+
+
+def test_tokenizer_load_silences_the_false_mistral_alarm_only_for_other_models(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "gemma3_text"}')
+    assert generation._mistral_regex_kwargs(tmp_path) == {"fix_mistral_regex": False}
+    (tmp_path / "config.json").write_text('{"model_type": "mistral"}')
+    assert generation._mistral_regex_kwargs(tmp_path) == {}
+    assert generation._mistral_regex_kwargs(tmp_path / "adapter-without-config") == {}
 
 
 def test_gguf_unigram_tokenizer_is_rebuilt_as_bpe(tmp_path):

@@ -106,7 +106,8 @@ def test_run_config_module_finishes_the_run_like_the_cli(tmp_path, tiny_model_di
                       "training: {max_steps: 1, batch_size: 4}\n"
                       "saving: {merge_after_training: true, suffix: mod}\n", encoding="utf-8")
     assert run_config.main([str(config), "--output-dir", str(tmp_path / "out")]) == 0
-    [entry] = [e for e in models.list_models() if e.kind == "finetuned"]
+    # the final model (its kept checkpoint, ...:ckpt-step-1, is a model id too)
+    [entry] = [e for e in models.list_models() if e.kind == "finetuned" and ":ckpt-step-" not in e.id]
     assert entry.id.startswith(f"ft:{tiny_model_dir.name}:mod:run-") and f"model id: {entry.id}" in capsys.readouterr().err
     assert models.resolve(entry.id).adapter_path == tmp_path / "out" / "adapter"
     assert (tmp_path / "out" / "merged" / "merge_info.json").exists()

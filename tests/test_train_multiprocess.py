@@ -47,6 +47,6 @@ def test_accelerate_two_cpu_processes(tmp_path, tiny_model_dir):
     # The main process alone finished the run: one ft: model, registered on the adapter.
     from trainer.models import registry as models
 
-    finetuned = [e for e in models.list_models() if e.kind == "finetuned"]
+    finetuned = [e for e in models.list_models() if e.kind == "finetuned" and ":ckpt-step-" not in e.id]
     assert len(finetuned) == 1 and finetuned[0].extra["output_dir"] == str(out)
     assert f"model id: {finetuned[0].id}" in proc.stderr

@@ -31,11 +31,25 @@ def parse_config_file(path: str | Path) -> TrainConfig:
     p = Path(path).expanduser()
     if not p.exists():
         raise FileNotFoundError(f"Config file not found: {p}")
+    _refuse_peer_config(p)
     try:
         return load_config(p)
     except ConfigError as exc:
         problems = "; ".join(f"{q['loc']}: {q['message']}" if q.get("loc") else q["message"] for q in exc.problems)
         raise RunConfigError(f"{p.name}: {problems}") from None
+
+
+def _refuse_peer_config(p: Path) -> None:
+    """A LLaMA-Factory or axolotl file gets one line pointing at `tunepilot config import`, not a wall of unknown keys."""
+    from trainer.planning.config_io import ConfigError, read_config_data
+    from trainer.planning.peer_configs import peer_format_problem
+
+    try:
+        problem = peer_format_problem(read_config_data(p), p.name)
+    except ConfigError:
+        return  # load_config reports the syntax error
+    if problem is not None:
+        raise RunConfigError(problem["message"])
 
 
 def resolve_paths(cfg: TrainConfig, config_dir: Path | None) -> TrainConfig:
@@ -53,10 +67,16 @@ def resolve_paths(cfg: TrainConfig, config_dir: Path | None) -> TrainConfig:
         return str(p.resolve())
 
     ds = cfg.dataset
+    from trainer.data import dataset_info
+
     for key in ("path", "eval_path"):
         value = getattr(ds, key)
-        if value:
+        if value and not dataset_info.looks_like_names(value):  # names of a dataset_info.json stay names
             setattr(ds, key, absolute(value))
+    registry = dataset_info.find_registry(ds.dataset_dir, base=config_dir) if (
+        dataset_info.looks_like_names(ds.path) or dataset_info.looks_like_names(ds.eval_path)) else None
+    if registry is not None:
+        ds.dataset_dir = str(registry.parent.resolve())
     if cfg.saving.output_dir:
         cfg.saving.output_dir = str(Path(cfg.saving.output_dir).expanduser().resolve())
     base = cfg.model.base_model

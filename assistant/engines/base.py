@@ -30,6 +30,7 @@ class Passage:
     text: str
     lang: str
     score: float = 0.0
+    rerank_score: float | None = None  # the cross-encoder's logit when the search re-ranked
 
 
 class Engine:

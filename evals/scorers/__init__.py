@@ -10,11 +10,14 @@
 | llm_judge | rubric grade from an OpenAI-compatible judge | 0-1 |
 | latency | seconds per row (lower is better) | >= 0 |
 | perplexity | of the expected answer, local models (lower is better) | >= 1 |
+| asserts | promptfoo assertions of each test (evals.promptfoo); 1 = the test passes | 0/1 |
+| tool_call | the reply makes the row's expected_tool_call (evals.tools) | 0/1 |
 """
 
 from __future__ import annotations
 
 from evals.errors import EvalError
+from evals.scorers.assertions import Assertions
 from evals.scorers.base import RowContext, Scorer
 from evals.scorers.classification import Classification
 from evals.scorers.judge import LlmJudge
@@ -23,11 +26,12 @@ from evals.scorers.overlap import Bleu, Chrf, RougeL
 from evals.scorers.runtime import Latency, Perplexity
 from evals.scorers.semantic import EmbeddingSimilarity
 from evals.scorers.structured import JsonSchema, JsonValid
+from evals.scorers.tool_call import ToolCall
 
 SCORERS: dict[str, type[Scorer]] = {
     cls.name: cls
     for cls in (ExactMatch, Contains, IContains, RegexMatch, JsonValid, JsonSchema, RougeL, Bleu, Chrf,
-                EmbeddingSimilarity, Classification, LlmJudge, Latency, Perplexity)
+                EmbeddingSimilarity, Classification, LlmJudge, Latency, Perplexity, Assertions, ToolCall)
 }
 # Other spellings people type.
 ALIASES = {"rouge": "rouge_l", "rougeL": "rouge_l", "rouge-l": "rouge_l", "chrF": "chrf", "json": "json_valid",

@@ -1,10 +1,14 @@
 """Turn normalised examples into token ids with a loss mask, and batch them without padding waste.
 
-Loss is computed on assistant (completion) tokens only. Where the chat template marks assistant
-text with `{% generation %}` (ours for Gemma does), the tokenizer returns that mask directly
-(`return_assistant_tokens_mask`); otherwise each assistant turn's span is found by rendering the
-conversation prefix by prefix. A tokenizer without any chat template uses the documented plain
-`Role: text` fallback of `trainer.models.chat_format` and ends each example with EOS so the model learns to stop.
+Loss is computed on assistant (completion) tokens only, tool calls included; never on system, user
+or tool-result turns, nor on assistant turns marked `"weight": 0` (context only, as in OpenAI's
+format). Where the chat template marks assistant text with `{% generation %}` (ours for Gemma does),
+the tokenizer returns that mask directly (`return_assistant_tokens_mask`) and each run of masked tokens
+is matched to its assistant turn; otherwise each assistant turn's span is found by rendering the
+conversation prefix by prefix. Tools and tool turns are rendered by `trainer.models.chat_format`
+(the template's own tool support, else its documented fallback), the same rendering generation uses.
+A tokenizer without any chat template uses the documented plain `Role: text` fallback of
+`trainer.models.chat_format` and ends each example with EOS so the model learns to stop.
 
 Labels are stored *already shifted* (label[t] is the token that position t must predict), per
 example, so a packed row never asks a token to predict the first token of the next example.
@@ -14,7 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trainer.models.chat_format import has_chat_template, render_prompt
+from trainer.models.chat_format import (
+    has_chat_template,
+    prepare_messages,
+    render_prepared,
+)
 
 IGNORE = -100
 
@@ -38,29 +46,50 @@ def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=not has_chat_template(tokenizer))["input_ids"]
 
 
-def encode_messages(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]]:
-    """(input_ids, mask) where mask is 1 on assistant tokens (the ones the loss is computed on)."""
+def _runs(mask: list[int]) -> list[tuple[int, int]]:
+    """[start, end) of each run of 1s."""
+    runs, start = [], None
+    for t, m in enumerate(mask + [0]):
+        if m and start is None:
+            start = t
+        elif not m and start is not None:
+            runs.append((start, t))
+            start = None
+    return runs
+
+
+def encode_messages(tokenizer, messages: list[dict], tools: list[dict] | None = None) -> tuple[list[int], list[int]]:
+    """(input_ids, mask) where mask is 1 on the tokens of trained assistant turns (weight 1, tool calls included)."""
+    msgs, native_tools = prepare_messages(tokenizer, messages, tools)
+    assistant = [i for i, m in enumerate(msgs) if m["role"] == "assistant"]
+    trained = [msgs[i].get("weight", 1) != 0 for i in assistant]
     if has_chat_template(tokenizer) and _has_generation_markers(tokenizer) and getattr(tokenizer, "is_fast", False):
-        out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        kwargs = {"tools": native_tools} if native_tools else {}
+        out = tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=True, return_assistant_tokens_mask=True, **kwargs)
         ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
-        if any(mask):
+        runs = _runs(mask)
+        if any(mask) and len(runs) == len(assistant):  # one run per assistant turn: weight-0 runs are unmasked
+            for (start, end), keep in zip(runs, trained):
+                if not keep:
+                    mask[start:end] = [0] * (end - start)
             return ids, mask
     # Fallback: assistant turn i spans from the end of the rendered prefix (with the generation
     # prompt) to the end of the prefix that includes the turn.
-    full = render_prompt(tokenizer, messages, add_generation_prompt=False)
+    full = render_prepared(tokenizer, msgs, add_generation_prompt=False, tools=native_tools)
     ids = _ids(tokenizer, full)
     mask = [0] * len(ids)
-    for i, m in enumerate(messages):
-        if m["role"] != "assistant":
+    for i, keep in zip(assistant, trained):
+        if not keep:
             continue
-        start = len(_ids(tokenizer, render_prompt(tokenizer, messages[:i], add_generation_prompt=True)))
+        start = len(_ids(tokenizer, render_prepared(tokenizer, msgs[:i], add_generation_prompt=True, tools=native_tools)))
         # Whitespace the template puts after the end-of-turn marker is not part of the reply.
-        end = len(_ids(tokenizer, render_prompt(tokenizer, messages[: i + 1], add_generation_prompt=False).rstrip()))
+        end = len(_ids(tokenizer, render_prepared(tokenizer, msgs[: i + 1], add_generation_prompt=False,
+                                                  tools=native_tools).rstrip()))
         for t in range(min(start, len(ids)), min(end, len(ids))):
             mask[t] = 1
     if not has_chat_template(tokenizer) and tokenizer.eos_token_id is not None:
         ids.append(tokenizer.eos_token_id)
-        mask.append(1)
+        mask.append(1 if trained and trained[-1] else 0)
     return ids, mask
 
 
@@ -70,7 +99,7 @@ def encode_example(tokenizer, example: dict) -> tuple[list[int], list[int]]:
         if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
             ids = ids + [tokenizer.eos_token_id]
         return ids, [1] * len(ids)
-    return encode_messages(tokenizer, example["messages"])
+    return encode_messages(tokenizer, example["messages"], tools=example.get("tools"))
 
 
 def shifted_labels(ids: list[int], mask: list[int]) -> list[int]:

@@ -3,6 +3,9 @@
 State lives in `tunepilot.core.workspace.jobs_db_path()` in WAL mode, so the CLI, the Streamlit UI,
 the API server and the workers can read and write it at the same time. This module only stores
 and reads; starting, stopping and noticing dead workers is `trainer.jobs.queue`'s business.
+
+Columns added after the first release (`_ADDED_COLUMNS`) are added to an older database on first
+connect, so a workspace made by an earlier version keeps its jobs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from tunepilot.core import workspace
 from tunepilot.core.errors import UserError
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+# States a job does not leave by itself: the final ones, and `paused` (it waits for a resume).
+SETTLED = (*TERMINAL, "paused")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -52,8 +57,17 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_job ON events(job_id, seq);
 """
+# name -> SQL type and default; see the module docstring.
+_ADDED_COLUMNS = {
+    "metadata": "TEXT",  # the client's key-value pairs (JSON), as OpenAI stores them
+    "integrations": "TEXT NOT NULL DEFAULT '[]'",
+    "estimated_finish": "INTEGER",
+    "pause_requested": "INTEGER NOT NULL DEFAULT 0",
+    # the checkpoint a resumed job must continue from; a resume never silently starts over
+    "resume_checkpoint": "TEXT",
+}
 # Columns stored as JSON text.
-_JSON_COLUMNS = ("error", "hyperparameters", "result_files")
+_JSON_COLUMNS = ("error", "hyperparameters", "result_files", "metadata", "integrations")
 
 
 class JobError(UserError, ValueError):
@@ -77,9 +91,21 @@ def connect():
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA busy_timeout=30000")
         conn.executescript(_SCHEMA)
+        _add_missing_columns(conn)
         yield conn
     finally:
         conn.close()
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    have = {r["name"] for r in conn.execute("PRAGMA table_info(jobs)")}
+    for name, sql_type in _ADDED_COLUMNS.items():
+        if name not in have:
+            try:
+                conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {sql_type}")
+            except sqlite3.OperationalError as exc:  # another process added it a moment ago
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 def new_job_id() -> str:
@@ -88,14 +114,17 @@ def new_job_id() -> str:
 
 
 def insert_job(job_id: str, cfg: TrainConfig, suffix: str | None, output_dir: str, hyperparameters: dict,
-               skip_bad_rows: bool, overwrite: bool) -> None:
+               skip_bad_rows: bool, overwrite: bool, metadata: dict | None = None,
+               integrations: list | None = None) -> None:
     """Store a new job in `validating_files`."""
     with connect() as conn:
         conn.execute(
-            "INSERT INTO jobs(id, status, model, suffix, created_at, hyperparameters, output_dir, config, skip_bad_rows, overwrite) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO jobs(id, status, model, suffix, created_at, hyperparameters, output_dir, config, skip_bad_rows, "
+            "overwrite, metadata, integrations) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (job_id, "validating_files", cfg.model.base_model, suffix, int(time.time()), json.dumps(hyperparameters),
-             output_dir, json.dumps(cfg.to_dict(), ensure_ascii=False), int(skip_bad_rows), int(overwrite)),
+             output_dir, json.dumps(cfg.to_dict(), ensure_ascii=False), int(skip_bad_rows), int(overwrite),
+             json.dumps(metadata, ensure_ascii=False) if metadata is not None else None,
+             json.dumps(integrations or [], ensure_ascii=False)),
         )
 
 
@@ -110,7 +139,8 @@ def update(job_id: str, **fields) -> None:
 
 
 def finish(job_id: str, status: str, **fields) -> None:
-    """Put a job in a final state, now; its worker is gone (or never started)."""
+    """Put a job in a final state, now; its worker is gone (or never started), so nothing is left to estimate."""
+    fields.setdefault("estimated_finish", None)
     update(job_id, status=status, finished_at=int(time.time()), pid=None, **fields)
 
 
@@ -126,6 +156,7 @@ def add_event(job_id: str, message: str, type: str = "message", level: str = "in
 def row_to_job(row: sqlite3.Row) -> dict:
     """A stored row -> the job dict: OpenAI's fine-tuning job fields plus `output_dir`."""
     config = json.loads(row["config"])
+    keys = row.keys()
     return {
         "id": row["id"],
         "object": "fine_tuning.job",
@@ -140,10 +171,22 @@ def row_to_job(row: sqlite3.Row) -> dict:
         "result_files": json.loads(row["result_files"]),
         "training_file": config.get("dataset", {}).get("path"),
         "validation_file": config.get("dataset", {}).get("eval_path"),
-        "method": {"type": config.get("method", {}).get("type", "lora")},
+        "method": _method(config.get("method", {})),
         "suffix": row["suffix"],
+        "seed": config.get("training", {}).get("seed"),
+        "metadata": json.loads(row["metadata"]) if "metadata" in keys and row["metadata"] else None,
+        "integrations": json.loads(row["integrations"]) if "integrations" in keys and row["integrations"] else [],
+        "estimated_finish": row["estimated_finish"] if "estimated_finish" in keys else None,
         "output_dir": row["output_dir"],
     }
+
+
+def _method(method: dict) -> dict:
+    """The job's method type; a preference stage (dpo / orpo / kto) adds its settings (ft_mapping.openai_job)."""
+    out = {"type": method.get("type", "lora")}
+    if method.get("stage", "sft") != "sft":
+        out.update({k: method[k] for k in ("stage", "beta", "pref_loss") if k in method})
+    return out
 
 
 def read_row(job_id: str) -> sqlite3.Row:
@@ -168,20 +211,35 @@ def read_job(job_id: str) -> dict:
     return row_to_job(read_row(job_id))
 
 
-def read_jobs(limit: int | None = None, status: str | None = None) -> list[dict]:
-    """Stored jobs, newest first."""
+def matches_metadata(job: dict, metadata: dict[str, str] | None) -> bool:
+    """OpenAI's metadata filter: every given key has exactly the given value. `{}` or None filters nothing."""
+    if not metadata:
+        return True
+    have = job.get("metadata") or {}
+    return all(k in have and str(have[k]) == str(v) for k, v in metadata.items())
+
+
+def read_jobs(limit: int | None = None, status: str | None = None, metadata: dict[str, str] | None = None) -> list[dict]:
+    """Stored jobs, newest first; `metadata` keeps only jobs carrying all of those key-value pairs."""
     query = "SELECT * FROM jobs" + (" WHERE status = ?" if status else "") + " ORDER BY created_at DESC, rowid DESC"
     params: tuple = (status,) if status else ()
-    if limit:
+    if limit and not metadata:
         query += f" LIMIT {int(limit)}"
     with connect() as conn:
-        return [row_to_job(r) for r in conn.execute(query, params).fetchall()]
+        found = [row_to_job(r) for r in conn.execute(query, params).fetchall()]
+    found = [j for j in found if matches_metadata(j, metadata)]
+    return found[:limit] if limit else found
 
 
 def running_workers() -> list[sqlite3.Row]:
-    """id, pid and cancel_requested of every job stored as running."""
+    """id, pid, cancel_requested and pause_requested of every job stored as running."""
     with connect() as conn:
-        return conn.execute("SELECT id, pid, cancel_requested FROM jobs WHERE status = 'running'").fetchall()
+        return conn.execute("SELECT id, pid, cancel_requested, pause_requested FROM jobs WHERE status = 'running'").fetchall()
+
+
+def metric_events(job_id: str) -> list[dict]:
+    """The job's `metrics` events, oldest first (all runs of a resumed job)."""
+    return [e for e in job_events(job_id) if e["type"] == "metrics"]
 
 
 def queued_ids() -> list[str]:

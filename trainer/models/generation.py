@@ -4,7 +4,8 @@ prompts, and generate, batched or streamed, with token usage and finish reasons.
 Used by `tunepilot chat-model`, the trainer's sample generations, the evals runner, the UI and the
 API server (whose model pool hands `generate_batch` and `stream` its own handles), so all of them
 format prompts, stop at end-of-turn and lock the same way. Prompts are rendered with
-`trainer.models.chat_format.render_prompt`; `raw_prompt` continues plain text with no template
+`trainer.models.chat_format.render_prompt` (tools and tool turns included, as in training);
+`raw_prompt` continues plain text with no template
 (`/v1/completions`). Device and dtype come from `trainer.models.device`.
 
 Locking (why): a fast tokenizer is one Rust object that panics ("Already borrowed") when two
@@ -22,6 +23,7 @@ stops the generation within one token.
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from collections.abc import Iterator
@@ -32,7 +34,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trainer.models import registry as models
-from trainer.models.chat_format import has_chat_template, render_prompt, stop_token_ids
+from trainer.models.chat_format import (
+    ToolReply,
+    has_chat_template,
+    parse_tool_calls,
+    render_prompt,
+    stop_token_ids,
+)
 from trainer.models.device import pick_device, pick_dtype
 
 # ---------------------------------------------------------------- what generation works on
@@ -117,11 +125,33 @@ def has_tokenizer(folder: str | Path) -> bool:
     return (Path(folder) / "tokenizer_config.json").exists()
 
 
+# Model types whose tokenizers shipped the pre-tokenizer regex that transformers 4.57 repairs.
+_MISTRAL_TYPES = {"mistral", "mistral3", "voxtral", "ministral", "pixtral"}
+
+
+def _mistral_regex_kwargs(folder: str | Path) -> dict:
+    """`fix_mistral_regex=False` for a local folder of any other model type.
+
+    transformers 4.57.3-4.57.x treats every local folder saved by those versions as a Mistral
+    tokenizer and warns "incorrect regex pattern ... set fix_mistral_regex=True" on each load,
+    Gemma included. Gemma's pre-tokenizer splits on spaces and has no such regex, so the warning is
+    a false alarm there (and the suggested fix would replace Gemma's pre-tokenizer). Saying False
+    explicitly silences it; real Mistral folders keep transformers' own handling.
+    """
+    config = Path(folder) / "config.json"
+    try:
+        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {} if model_type in _MISTRAL_TYPES or model_type is None else {"fix_mistral_regex": False}
+
+
 def load_tokenizer(folder: str | Path, trust_remote_code: bool = False):
     """The tokenizer saved in `folder`, with a pad token (generation and training both pad batches)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=trust_remote_code,
+                                              **_mistral_regex_kwargs(folder))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # batched generation pads; EOS is never attended to
     return tokenizer
@@ -180,8 +210,10 @@ def build_messages(prompt: str, system: str | None = None, history: list[dict] |
     return messages
 
 
-def chat_prompt(tokenizer, messages: list[dict]) -> Prompt:
-    text = render_prompt(tokenizer, messages)
+def chat_prompt(tokenizer, messages: list[dict], tools: list[dict] | None = None) -> Prompt:
+    """The prompt for a conversation; `tools` (OpenAI's shape) and tool turns are rendered exactly as in
+    training (`trainer.models.chat_format`), so a tool-calling fine-tune is asked the way it learned."""
+    text = render_prompt(tokenizer, messages, tools=tools)
     # The rendered template already starts with BOS; adding special tokens again would double it.
     add_special = not has_chat_template(tokenizer)
     return Prompt(text, add_special, _count(tokenizer, text, add_special))
@@ -231,11 +263,14 @@ def cut_at_stop(text: str, stop: list[str] | tuple[str, ...]) -> tuple[str, bool
 # ---------------------------------------------------------------- generating
 
 def generate(loaded: GenerationTarget, messages_batch: list[list[dict]], max_new_tokens: int = 128,
-             temperature: float = 0.0, top_p: float = 1.0, stop: list[str] | None = None) -> list[str]:
-    """Reply to several conversations in one batched call; greedy when temperature is 0."""
+             temperature: float = 0.0, top_p: float = 1.0, stop: list[str] | None = None,
+             tools: list[dict] | None = None) -> list[str]:
+    """Reply to several conversations in one batched call; greedy when temperature is 0.
+
+    With `tools`, every conversation is offered those tools; read calls out of a reply with `tool_reply`."""
     if not messages_batch:
         return []
-    prompts = [chat_prompt(loaded.tokenizer, messages) for messages in messages_batch]
+    prompts = [chat_prompt(loaded.tokenizer, messages, tools=tools) for messages in messages_batch]
     params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
     stops = [list(stop or []) for _ in prompts]
     return [c.text for c in generate_batch(loaded, prompts, params, stops, strip=True)]
@@ -244,6 +279,11 @@ def generate(loaded: GenerationTarget, messages_batch: list[list[dict]], max_new
 def chat(name: str, prompt: str, system: str | None = None, max_new_tokens: int = 128, **kwargs) -> str:
     loaded = load(name)
     return generate(loaded, [build_messages(prompt, system)], max_new_tokens=max_new_tokens, **kwargs)[0]
+
+
+def tool_reply(text: str, tools: list[dict] | None = None) -> ToolReply:
+    """A generated reply split into text and OpenAI-shaped `tool_calls` (the format training rendered)."""
+    return parse_tool_calls(text, tools)
 
 
 def generate_batch(target: GenerationTarget, prompts: list[Prompt], params: SamplingParams,

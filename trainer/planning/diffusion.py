@@ -1,4 +1,5 @@
-"""Diffusion LoRA configs for kohya-ss/sd-scripts: schema, step calculator, rules and export.
+"""Diffusion LoRA configs for kohya-ss/sd-scripts: reading, step calculator, rules and export (the schema
+itself is in diffusion_schema, re-exported here).
 
 tunepilot validates and writes these configs; it does not train diffusion models. A tunepilot
 diffusion config (TOML/YAML, sections below) becomes kohya's three files:
@@ -6,149 +7,53 @@ diffusion config (TOML/YAML, sections below) becomes kohya's three files:
 - `dataset_config.toml` (`[general]` + `[[datasets]]` with `[[datasets.subsets]]`),
 - `sample_prompt.toml` (`[prompt]` defaults + `[[prompt.subset]]` prompts).
 
-Steps: images x repeats / batch size (rounded up) per epoch, times epochs (unless max_train_steps).
-Rules cite the "Diffusion LoRA with kohya sd-scripts" part of knowledge/docs/en/lora.md.
+Images are found the way sd-scripts finds them: a subset's `image_dir` is globbed NON-recursively
+(only files directly inside it count), and a training folder laid out kohya-style (`10_sks dog/`,
+`20_style/` under one parent, as `--train_data_dir` expects) gives one subset per `N_name` folder with
+N repeats and `name` as its class tokens. Export writes one `[[datasets.subsets]]` per such folder
+with `image_dir` pointing AT the folder and `num_repeats` = N, so kohya reads exactly these images.
+
+Steps: sum(images x repeats) over the subsets (doubled when regularisation images are present, as
+kohya does) / batch size (rounded up), / gradient accumulation, per epoch, times epochs (unless
+max_train_steps). Rules cite knowledge/docs/<lang>/lora.md ("Diffusion LoRA with kohya sd-scripts"),
+kohya-folders-and-steps.md and stable-diffusion-kohya.md.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from trainer.models.device import Environment
+from trainer.planning.diffusion_schema import (  # noqa: F401 - the schema's names are part of this module's API
+    NATIVE_RESOLUTION,
+    DiffusionConfig,
+    DiffusionDataset,
+    DiffusionHardware,
+    DiffusionModel,
+    DiffusionNetwork,
+    DiffusionSample,
+    DiffusionSaving,
+    DiffusionSubset,
+    DiffusionTraining,
+    SamplePrompt,
+    diffusion_preset,
+    resolution_pair,
+)
 from trainer.planning.rules import Finding, Rule, ValidationReport
 
+# The extensions sd-scripts globs for, in lower and upper case only (its glob is case-sensitive on Linux).
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+KOHYA_IMAGE_SUFFIXES = IMAGE_SUFFIXES | {ext.upper() for ext in IMAGE_SUFFIXES}
+REPEAT_FOLDER = re.compile(r"^(\d+)_(.*)$")  # kohya's train_data_dir convention: "10_sks dog"
 SCRIPTS = {"sd15": "train_network.py", "sd2": "train_network.py", "sdxl": "sdxl_train_network.py", "flux": "flux_train_network.py"}
 NETWORK_MODULES = {"sd15": "networks.lora", "sd2": "networks.lora", "sdxl": "networks.lora", "flux": "networks.lora_flux"}
-NATIVE_RESOLUTION = {"sd15": 512, "sd2": 768, "sdxl": 1024, "flux": 1024}
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class DiffusionModel(_Section):
-    base: Literal["sd15", "sd2", "sdxl", "flux"] = Field("sdxl", description="Model family: SD 1.5, SD 2.x, SDXL or Flux.1.")
-    pretrained_model: str = Field("", description="Checkpoint (.safetensors) or diffusers folder of the base model.")
-    v2: bool = Field(False, description="The base is Stable Diffusion 2.x (kohya's --v2).")
-    v_parameterization: bool = Field(False, description="The base predicts v (SD 2.x 768-v models); needs v2.")
-    vae: str | None = Field(None, description="Optional separate VAE file.")
-    clip_l: str | None = Field(None, description="Flux only: CLIP-L text encoder file.")
-    t5xxl: str | None = Field(None, description="Flux only: T5-XXL text encoder file.")
-    ae: str | None = Field(None, description="Flux only: autoencoder file.")
-
-
-class DiffusionNetwork(_Section):
-    dim: int = Field(16, description="network_dim: LoRA rank; 8-32 for characters and styles.")
-    alpha: float = Field(8, description="network_alpha: the update is scaled by alpha/dim; usually dim/2 or 1.")
-    dropout: float | None = Field(None, description="network_dropout, in [0, 1).")
-    train_unet_only: bool = Field(False, description="Train only the U-Net/DiT, not the text encoder(s).")
-
-
-class DiffusionDataset(_Section):
-    image_dir: str = Field("", description="Folder of training images with caption files beside them.")
-    num_images: int | None = Field(None, description="Number of images; counted from image_dir when not given.")
-    repeats: int = Field(10, description="num_repeats: how often each image is seen per epoch.")
-    resolution: int | str = Field(1024, description='Training resolution: 512, 1024, or "W,H".')
-    caption_extension: str = Field(".txt", description="Caption file extension.")
-    trigger_word: str | None = Field(None, description="class_tokens: used as the caption where an image has none.")
-    enable_bucket: bool = Field(True, description="Aspect-ratio bucketing.")
-    min_bucket_reso: int = Field(256, description="Smallest bucket side.")
-    max_bucket_reso: int = Field(2048, description="Largest bucket side.")
-    shuffle_caption: bool = Field(False, description="Shuffle comma-separated caption tags.")
-    keep_tokens: int = Field(0, description="Leading caption tokens kept in place when shuffling.")
-
-
-class DiffusionTraining(_Section):
-    epochs: int = Field(10, description="max_train_epochs.")
-    max_train_steps: int | None = Field(None, description="Stop after this many steps (overrides epochs).")
-    batch_size: int = Field(1, description="Images per step.")
-    optimizer_type: Literal["AdamW", "AdamW8bit", "PagedAdamW8bit", "Lion", "Lion8bit", "AdaFactor", "Prodigy", "DAdaptAdam", "SGDNesterov"] = Field(
-        "AdamW8bit", description="kohya optimizer_type; the 8-bit ones need CUDA and bitsandbytes.")
-    learning_rate: float = Field(1e-4, description="Base learning rate (Prodigy/DAdapt: 1.0).")
-    unet_lr: float | None = Field(None, description="U-Net/DiT learning rate (defaults to learning_rate).")
-    text_encoder_lr: float | None = Field(None, description="Text encoder learning rate; usually below unet_lr.")
-    lr_scheduler: Literal["constant", "constant_with_warmup", "cosine", "cosine_with_restarts", "linear", "polynomial"] = Field(
-        "cosine", description="Learning-rate schedule.")
-    lr_warmup_steps: int = Field(0, description="Warmup steps.")
-    mixed_precision: Literal["no", "fp16", "bf16"] = Field("bf16", description="Mixed precision.")
-    save_precision: Literal["float", "fp16", "bf16"] = Field("fp16", description="Precision of the saved LoRA.")
-    xformers: bool = Field(False, description="Use xformers attention.")
-    sdpa: bool = Field(True, description="Use PyTorch scaled-dot-product attention (do not combine with xformers).")
-    gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
-    cache_latents: bool = Field(True, description="Encode images with the VAE once, before training.")
-    seed: int = Field(42, description="Random seed.")
-
-
-class SamplePrompt(_Section):
-    prompt: str = Field(..., description="Sample prompt.")
-    negative_prompt: str | None = Field(None, description="Negative prompt.")
-    width: int | None = Field(None, description="Width (defaults to the training resolution).")
-    height: int | None = Field(None, description="Height (defaults to the training resolution).")
-    seed: int | None = Field(None, description="Seed for this sample.")
-
-
-class DiffusionSample(_Section):
-    every_n_steps: int | None = Field(None, description="sample_every_n_steps.")
-    every_n_epochs: int | None = Field(None, description="sample_every_n_epochs.")
-    sampler: Literal["ddim", "pndm", "lms", "euler", "euler_a", "heun", "dpm_2", "dpm_2_a", "dpmsolver", "dpmsolver++", "dpmsingle", "k_lms", "k_euler", "k_euler_a", "k_dpm_2", "k_dpm_2_a"] = Field(
-        "euler_a", description="sample_sampler.")
-    steps: int = Field(28, description="Sampling steps per image.")
-    scale: float = Field(7.0, description="CFG scale.")
-    prompts: list[SamplePrompt] = Field(default_factory=list, description="Prompts to sample.")
-
-
-class DiffusionSaving(_Section):
-    output_dir: str = Field("output", description="Where the LoRA files go.")
-    output_name: str = Field("lora", description="File name stem of the LoRA.")
-    save_every_n_epochs: int = Field(1, description="Save a LoRA every N epochs.")
-    save_model_as: Literal["safetensors", "ckpt", "pt"] = Field("safetensors", description="File format.")
-
-
-class DiffusionHardware(_Section):
-    gpu: str | None = Field(None, description='GPU name for the precision checks, e.g. "RTX 4090" or "T4".')
-
-
-class DiffusionConfig(_Section):
-    """A kohya sd-scripts LoRA run (SD 1.5 / SD 2.x / SDXL / Flux)."""
-
-    model: DiffusionModel = Field(default_factory=DiffusionModel, description="Base model.")
-    network: DiffusionNetwork = Field(default_factory=DiffusionNetwork, description="LoRA network.")
-    dataset: DiffusionDataset = Field(default_factory=DiffusionDataset, description="Images and captions.")
-    training: DiffusionTraining = Field(default_factory=DiffusionTraining, description="Training loop.")
-    sample: DiffusionSample = Field(default_factory=DiffusionSample, description="Sample images during training.")
-    saving: DiffusionSaving = Field(default_factory=DiffusionSaving, description="Outputs.")
-    hardware: DiffusionHardware = Field(default_factory=DiffusionHardware, description="Target hardware.")
-
-    def to_dict(self) -> dict:
-        return self.model_dump(mode="json", exclude_none=True)
-
-
-# ---------------------------------------------------------------- presets, I/O
-
-def diffusion_preset(base: str = "sdxl", image_dir: str = "", pretrained_model: str = "") -> DiffusionConfig:
-    """Common starting values per family (character/style LoRA)."""
-    cfg = DiffusionConfig()
-    cfg.model.base = base  # type: ignore[assignment]
-    cfg.model.pretrained_model = pretrained_model
-    cfg.dataset.image_dir = image_dir
-    cfg.dataset.resolution = NATIVE_RESOLUTION[base]
-    if base == "sd2":
-        cfg.model.v2 = True
-    if base == "flux":
-        cfg.network.train_unet_only = True
-        cfg.training.learning_rate = 1e-4
-        cfg.training.gradient_checkpointing = True
-        cfg.training.lr_scheduler = "constant"
-    if base == "sd15":
-        cfg.network.dim, cfg.network.alpha = 32, 16
-        cfg.training.text_encoder_lr = 5e-5
-    return cfg
-
+# ---------------------------------------------------------------- I/O
 
 def parse_diffusion(data: dict) -> DiffusionConfig:
     """Validate plain data; ConfigError lists every problem."""
@@ -178,41 +83,121 @@ def load_diffusion(path: str | Path) -> DiffusionConfig:
     return parse_diffusion(read_config_data(path))
 
 
-# ---------------------------------------------------------------- steps
+# ---------------------------------------------------------------- folders and steps
+
+def kohya_images(folder: str | Path) -> list[Path]:
+    """The images sd-scripts would read from `folder`: files directly inside it (no recursion)."""
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.iterdir() if p.is_file() and p.suffix in KOHYA_IMAGE_SUFFIXES)
+
 
 def count_images(image_dir: str) -> int | None:
+    """Images directly in `image_dir` (None when it is not a folder), as sd-scripts counts them."""
     folder = Path(image_dir).expanduser() if image_dir else None
     if folder is None or not folder.is_dir():
         return None
-    return sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return len(kohya_images(folder))
 
 
-def resolution_pair(resolution: int | str) -> tuple[int, int] | None:
-    if isinstance(resolution, int):
-        return resolution, resolution
-    parts = [p.strip() for p in str(resolution).replace("x", ",").split(",")]
-    if len(parts) == 1 and parts[0].isdigit():
-        return int(parts[0]), int(parts[0])
-    if len(parts) == 2 and all(p.isdigit() for p in parts):
-        return int(parts[0]), int(parts[1])
-    return None
+def repeat_folders(parent: str | Path) -> tuple[list[tuple[Path, int, str]], list[str]]:
+    """kohya's train_data_dir rule: subfolders named `N_name` -> (folder, N, name); other subfolders by name."""
+    path = Path(parent).expanduser()
+    found, other = [], []
+    if not path.is_dir():
+        return found, other
+    for child in sorted(p for p in path.iterdir() if p.is_dir()):
+        m = REPEAT_FOLDER.match(child.name)
+        if m:
+            found.append((child, int(m.group(1)), m.group(2)))
+        else:
+            other.append(child.name)
+    return found, other
+
+
+def resolve_subsets(cfg: DiffusionConfig) -> list[dict]:
+    """The image folders kohya will read, each with its repeats and image count (None when unknown).
+
+    Explicit `dataset.subsets` win; else N_name folders under image_dir (and reg_dir) give one subset
+    each; else image_dir itself is one subset with `dataset.repeats`.
+    """
+    d = cfg.dataset
+    out = []
+    if d.subsets:
+        for sub in d.subsets:
+            out.append({"image_dir": sub.image_dir, "repeats": sub.repeats, "class_tokens": sub.class_tokens,
+                        "is_reg": sub.is_reg, "images": count_images(sub.image_dir), "from": "subsets"})
+        return out
+    for parent, is_reg in ((d.image_dir, False), (d.reg_dir, True)):
+        if not parent:
+            continue
+        folders, _ = repeat_folders(parent)
+        for folder, n, name in folders:
+            out.append({"image_dir": str(folder.resolve()), "repeats": n, "class_tokens": name or None,
+                        "is_reg": is_reg, "images": len(kohya_images(folder)), "from": "folder name"})
+    if not any(not s["is_reg"] for s in out):
+        images = d.num_images if d.num_images is not None else count_images(d.image_dir)
+        out.insert(0, {"image_dir": d.image_dir, "repeats": d.repeats, "class_tokens": d.trigger_word,
+                       "is_reg": False, "images": images, "from": "dataset.repeats"})
+    return out
 
 
 def step_plan(cfg: DiffusionConfig) -> dict:
-    """images x repeats / batch (rounded up) per epoch, x epochs; None values where images are unknown."""
-    images = cfg.dataset.num_images if cfg.dataset.num_images is not None else count_images(cfg.dataset.image_dir)
-    plan = {"images": images, "repeats": cfg.dataset.repeats, "batch_size": cfg.training.batch_size,
-            "epochs": cfg.training.epochs, "steps_per_epoch": None, "total_steps": cfg.training.max_train_steps}
-    if images is None or cfg.dataset.repeats < 1 or cfg.training.batch_size < 1:
+    """sum(images x repeats) (x2 with regularisation images) / batch (rounded up) / accumulation per epoch, x epochs."""
+    t = cfg.training
+    subsets = resolve_subsets(cfg)
+    train = [s for s in subsets if not s["is_reg"]]
+    reg = [s for s in subsets if s["is_reg"] and s["images"]]
+    known = all(s["images"] is not None for s in train)
+    images = sum(s["images"] for s in train) if known else None
+    repeats = {s["repeats"] for s in train}
+    plan = {"images": images, "repeats": repeats.pop() if len(repeats) == 1 else None, "batch_size": t.batch_size,
+            "gradient_accumulation_steps": t.gradient_accumulation_steps, "epochs": t.epochs,
+            "steps_per_epoch": None, "total_steps": t.max_train_steps, "subsets": subsets}
+    if images is None or any(s["repeats"] < 1 for s in train) or t.batch_size < 1 or t.gradient_accumulation_steps < 1:
         return plan
-    per_epoch = math.ceil(images * cfg.dataset.repeats / cfg.training.batch_size)
-    plan["steps_per_epoch"] = per_epoch
-    if cfg.training.max_train_steps is None:
-        plan["total_steps"] = per_epoch * max(cfg.training.epochs, 0)
-    plan["formula"] = (f"{images} images x {cfg.dataset.repeats} repeats / batch {cfg.training.batch_size} = {per_epoch} steps per epoch"
-                       + (f" x {cfg.training.epochs} epochs = {plan['total_steps']} steps" if cfg.training.max_train_steps is None
-                          else f"; max_train_steps = {cfg.training.max_train_steps}"))
+    seen = sum(s["images"] * s["repeats"] for s in train)
+    reg_factor = 2 if reg else 1  # kohya repeats the regularisation images to match, so each epoch is twice as long
+    batches = math.ceil(seen * reg_factor / t.batch_size)
+    per_epoch = math.ceil(batches / t.gradient_accumulation_steps)
+    plan.update(images_seen_per_epoch=seen * reg_factor, steps_per_epoch=per_epoch)
+    if t.max_train_steps is None:
+        plan["total_steps"] = per_epoch * max(t.epochs, 0)
+    if len(train) == 1:
+        head = f"{images} images x {train[0]['repeats']} repeats"
+    else:
+        head = "(" + " + ".join(f"{s['images']} x {s['repeats']} [{Path(s['image_dir']).name}]" for s in train) + f") = {seen} images seen"
+    if reg_factor == 2:
+        head += " x 2 (regularisation images)"
+    accum = f" / accumulation {t.gradient_accumulation_steps}" if t.gradient_accumulation_steps > 1 else ""
+    plan["formula"] = (f"{head} / batch {t.batch_size}{accum} = {per_epoch} steps per epoch"
+                       + (f" x {t.epochs} epochs = {plan['total_steps']} steps" if t.max_train_steps is None
+                          else f"; max_train_steps = {t.max_train_steps}"))
     return plan
+
+
+def folder_problems(cfg: DiffusionConfig) -> dict:
+    """What kohya would silently skip: non-N_name subfolders and images beside N_name folders (in image_dir
+    and reg_dir), a reg_dir without N_name folders, and subsets whose images sit one level too deep."""
+    d = cfg.dataset
+    out: dict = {"ignored_folders": [], "loose_images": [], "empty_subsets": []}
+    parents = [] if d.subsets else [p for p in (d.image_dir, d.reg_dir) if p]
+    for parent in parents:
+        folders, other = repeat_folders(parent)
+        loose = len(kohya_images(parent))
+        if folders and other:
+            out["ignored_folders"].append({"dir": parent, "names": other})
+        if loose and (folders or parent == d.reg_dir):  # reg_data_dir is only ever read through N_name folders
+            out["loose_images"].append({"dir": parent, "n": loose})
+    plain = [d.image_dir] if d.image_dir and not repeat_folders(d.image_dir)[0] else []
+    for folder in [s.image_dir for s in d.subsets] if d.subsets else plain:
+        path = Path(folder).expanduser()
+        if path.is_dir() and not kohya_images(path):
+            nested = sum(len(kohya_images(p)) for p in path.iterdir() if p.is_dir())
+            if nested:
+                out["empty_subsets"].append({"dir": folder, "nested": nested})
+    return out
 
 
 # ---------------------------------------------------------------- rules
@@ -222,6 +207,16 @@ class DiffusionContext:
         self.cfg = cfg
         self.env = env
         self.plan = step_plan(cfg)
+        self.folders = folder_problems(cfg)
+        self._memory = None
+
+    @property
+    def memory(self) -> dict:
+        if self._memory is None:
+            from trainer.planning.diffusion_memory import estimate_diffusion
+
+            self._memory = estimate_diffusion(self.cfg, env=self.env)
+        return self._memory
 
 
 STEPS = "Steps, repeats and epochs"
@@ -229,14 +224,20 @@ DIM = "Network dim and alpha for images"
 LR = "Learning rates and optimizers for images"
 RES = "Resolution and model versions"
 PREC = "Mixed precision, xformers and samples"
+FOLDERS = "Folder names: N_name and repeats"
+NO_RECURSION = "image_dir is read without recursion"
+VRAM = "VRAM at 1024 px with fp16 and xformers"
 ZH = {STEPS: "步数、重复次数与轮数", DIM: "图像 LoRA 的 dim 与 alpha", LR: "图像 LoRA 的学习率与优化器",
-      RES: "分辨率与模型版本", PREC: "混合精度、xformers 与采样"}
+      RES: "分辨率与模型版本", PREC: "混合精度、xformers 与采样",
+      FOLDERS: "文件夹命名：N_name 与重复次数", NO_RECURSION: "image_dir 不递归读取",
+      VRAM: "1024 分辨率下 fp16 + xformers 的显存占用"}
+DOCS = {FOLDERS: "kohya-folders-and-steps.md", NO_RECURSION: "kohya-folders-and-steps.md", VRAM: "stable-diffusion-kohya.md"}
 ADAPTIVE = ("Prodigy", "DAdaptAdam")
 BNB = ("AdamW8bit", "PagedAdamW8bit", "Lion8bit")
 
 
 def _dr(id, severity, field, message, heading, check) -> Rule:
-    return Rule(id, severity, field, message, "lora.md", heading, ZH[heading], check)
+    return Rule(id, severity, field, message, DOCS.get(heading, "lora.md"), heading, ZH[heading], check)
 
 
 def _lr(c) -> float:
@@ -271,9 +272,27 @@ DIFFUSION_RULES: list[Rule] = [
         lambda c: c.cfg.training.epochs < 1 and c.cfg.training.max_train_steps is None),
     _dr("diffusion-batch-min", "error", "training.batch_size", "training.batch_size must be at least 1.", STEPS,
         lambda c: c.cfg.training.batch_size < 1),
+    _dr("diffusion-accumulation-min", "error", "training.gradient_accumulation_steps",
+        "training.gradient_accumulation_steps must be at least 1.", STEPS,
+        lambda c: c.cfg.training.gradient_accumulation_steps < 1),
+    _dr("diffusion-images-nested", "error", "dataset.image_dir",
+        "{dir} holds no images directly but {nested} in its subfolders; sd-scripts reads image_dir without recursion, "
+        "so it would train on 0 images. Point image_dir at the folder that holds the images (one subset per folder), "
+        "or name the subfolders N_name (10_sks dog) under a train_data_dir.", NO_RECURSION,
+        lambda c: c.folders["empty_subsets"][0] if c.folders["empty_subsets"] else None),
+    _dr("diffusion-folder-without-repeats", "warning", "dataset.image_dir",
+        "Subfolder(s) {names} of {dir} have no N_ prefix; kohya skips folders not named like 10_name, so their images "
+        "are not trained. Rename them (e.g. 10_{first}).", FOLDERS,
+        lambda c: {"names": ", ".join(c.folders["ignored_folders"][0]["names"]), "dir": c.folders["ignored_folders"][0]["dir"],
+                   "first": c.folders["ignored_folders"][0]["names"][0]} if c.folders["ignored_folders"] else None),
+    _dr("diffusion-loose-images", "warning", "dataset.image_dir",
+        "{n} image(s) sit directly in {dir}; kohya reads a train_data_dir / reg_data_dir only through its N_name "
+        "folders, so these are not trained. Move them into a folder such as 10_name (1_name for regularisation).", FOLDERS,
+        lambda c: c.folders["loose_images"][0] if c.folders["loose_images"] else None),
     _dr("diffusion-images-unknown", "error", "dataset.image_dir",
-        "No images found: dataset.image_dir ({dir}) is missing or holds no .png/.jpg/.webp files, and dataset.num_images is not set; the step count cannot be computed.", STEPS,
-        lambda c: {"dir": c.cfg.dataset.image_dir or "(empty)"} if not c.plan["images"] else None),
+        "No images found: {dir} is missing or holds no .png/.jpg/.webp/.bmp files directly, and dataset.num_images is not set; the step count cannot be computed.", STEPS,
+        lambda c: {"dir": ", ".join(s["image_dir"] or "dataset.image_dir (empty)" for s in c.plan["subsets"]
+                                    if not s["is_reg"] and not s["images"]) or "dataset.image_dir"} if not c.plan["images"] else None),
     _dr("diffusion-steps-low", "warning", "training.epochs",
         "Only {total} training steps ({formula}); a LoRA usually needs 1000-3000. Raise repeats or epochs.", STEPS,
         lambda c: {"total": c.plan["total_steps"], "formula": c.plan.get("formula", "")}
@@ -312,7 +331,7 @@ DIFFUSION_RULES: list[Rule] = [
         lambda c: {"opt": c.cfg.training.optimizer_type, "lr": _lr(c)}
         if c.cfg.training.optimizer_type in ADAPTIVE and abs(_lr(c) - 1.0) > 1e-9 else None),
     _dr("diffusion-lion-lr", "warning", "training.learning_rate",
-        "Lion needs a learning rate 3-10x below AdamW's 1e-4: use 1e-5 to 3e-5 (got {lr:g}).", LR,
+        "Lion needs about 1/3 of AdamW's learning rate or less (AdamW's usual 1e-4 -> about 3e-5; got {lr:g}).", LR,
         lambda c: {"lr": _lr(c)} if c.cfg.training.optimizer_type in ("Lion", "Lion8bit") and _lr(c) > 3.4e-5 else None),
     _dr("diffusion-optimizer-8bit-needs-cuda", "error", "training.optimizer_type",
         "optimizer_type = \"{opt}\" needs CUDA and bitsandbytes, which {where} lacks; use \"AdamW\" or \"AdaFactor\".", LR,
@@ -321,6 +340,14 @@ DIFFUSION_RULES: list[Rule] = [
     _dr("diffusion-text-encoder-lr-unused", "warning", "training.text_encoder_lr",
         "training.text_encoder_lr is set but network.train_unet_only = true, so the text encoder is not trained; remove one.", LR,
         lambda c: c.cfg.network.train_unet_only and c.cfg.training.text_encoder_lr is not None),
+    _dr("diffusion-sdxl-flux-only", "error", "training.cache_text_encoder_outputs",
+        "{keys} exist only in kohya's SDXL and Flux scripts, not for {base}; turn them off.", PREC,
+        lambda c: {"keys": " and ".join(k for k in ("training.cache_text_encoder_outputs", "training.fp8_base")
+                                         if getattr(c.cfg.training, k.split(".")[1])), "base": c.cfg.model.base}
+        if c.cfg.model.base in ("sd15", "sd2") and (c.cfg.training.cache_text_encoder_outputs or c.cfg.training.fp8_base) else None),
+    _dr("diffusion-te-cache-needs-unet-only", "error", "training.cache_text_encoder_outputs",
+        "training.cache_text_encoder_outputs frees the text encoders, so they cannot be trained: set network.train_unet_only = true.", PREC,
+        lambda c: c.cfg.training.cache_text_encoder_outputs and not c.cfg.network.train_unet_only),
     _dr("diffusion-xformers-and-sdpa", "error", "training.xformers",
         "training.xformers and training.sdpa are both on; pick one attention implementation (sdpa needs no extra package).", PREC,
         lambda c: c.cfg.training.xformers and c.cfg.training.sdpa),
@@ -330,6 +357,11 @@ DIFFUSION_RULES: list[Rule] = [
     _dr("diffusion-bf16-unsupported", "error", "training.mixed_precision",
         "mixed_precision = \"bf16\" but {gpu} has no bf16 support; use \"fp16\" (SD 1.5) or a newer GPU.", PREC,
         lambda c: {"gpu": c.cfg.hardware.gpu} if c.cfg.training.mixed_precision == "bf16" and _gpu_lacks_bf16(c.cfg.hardware.gpu) else None),
+    _dr("diffusion-memory-over", "warning", "training.batch_size",
+        "Estimated {total:.1f} GB of GPU memory ({formula}) exceeds the {mem:g} GB of {where}; {fix}.", VRAM,
+        lambda c: {"total": c.memory["total_gb"], "formula": c.memory["formula"], "mem": c.memory["device_memory_gb"],
+                   "where": c.env.description, "fix": c.memory["suggestion"]}
+        if c.env.has_cuda and c.memory["device_memory_gb"] and not c.memory["fits"] else None),
     _dr("diffusion-sample-without-prompts", "error", "sample.prompts",
         "Sampling is scheduled (every_n_steps/every_n_epochs) but sample.prompts is empty; add prompts or turn sampling off.", PREC,
         lambda c: bool(c.cfg.sample.every_n_steps or c.cfg.sample.every_n_epochs) and not c.cfg.sample.prompts),
@@ -399,8 +431,13 @@ def kohya_files(cfg: DiffusionConfig, folder: str | Path) -> dict[str, dict]:
                      "save_every_n_epochs": o.save_every_n_epochs, "save_precision": t.save_precision,
                      "max_train_epochs": t.epochs, "mixed_precision": t.mixed_precision, "xformers": t.xformers,
                      "sdpa": t.sdpa, "gradient_checkpointing": t.gradient_checkpointing, "seed": t.seed}
+    for key in ("cache_text_encoder_outputs", "fp8_base"):
+        if getattr(t, key):
+            training_args[key] = True
     if t.max_train_steps is not None:
         training_args["max_train_steps"] = t.max_train_steps
+    if t.gradient_accumulation_steps > 1:
+        training_args["gradient_accumulation_steps"] = t.gradient_accumulation_steps
     config_file = {
         "model_arguments": model_args,
         "network_arguments": network_args,
@@ -416,11 +453,8 @@ def kohya_files(cfg: DiffusionConfig, folder: str | Path) -> dict[str, dict]:
             sample_args["sample_every_n_epochs"] = s.every_n_epochs
         config_file["sample_prompt_arguments"] = sample_args
 
-    subset = {"image_dir": d.image_dir, "num_repeats": d.repeats}
-    if d.trigger_word:
-        subset["class_tokens"] = d.trigger_word
     dataset_entry = {"resolution": pair[0] if pair[0] == pair[1] else list(pair), "batch_size": t.batch_size,
-                     "enable_bucket": d.enable_bucket, "subsets": [subset]}
+                     "enable_bucket": d.enable_bucket, "subsets": dataset_subsets(cfg)}
     if d.enable_bucket:
         dataset_entry.update(min_bucket_reso=d.min_bucket_reso, max_bucket_reso=d.max_bucket_reso)
     dataset_config = {"general": {"caption_extension": d.caption_extension, "shuffle_caption": d.shuffle_caption,
@@ -437,6 +471,27 @@ def kohya_files(cfg: DiffusionConfig, folder: str | Path) -> dict[str, dict]:
         subsets.append(entry)
     sample_prompt = {"prompt": {**defaults, "subset": subsets}}
     return {"config_file.toml": config_file, "dataset_config.toml": dataset_config, "sample_prompt.toml": sample_prompt}
+
+
+def dataset_subsets(cfg: DiffusionConfig) -> list[dict]:
+    """One `[[datasets.subsets]]` table per image folder, `image_dir` pointing AT the folder that holds the
+    images (sd-scripts globs it non-recursively) and `num_repeats` = the N of `N_name` (or the set repeats)."""
+    explicit = {s.image_dir: s for s in cfg.dataset.subsets}
+    out = []
+    for sub in resolve_subsets(cfg):
+        entry = {"image_dir": sub["image_dir"], "num_repeats": sub["repeats"]}
+        tokens = sub["class_tokens"] or cfg.dataset.trigger_word
+        if tokens:
+            entry["class_tokens"] = tokens
+        if sub["is_reg"]:
+            entry["is_reg"] = True
+        src = explicit.get(sub["image_dir"])
+        for key in ("caption_extension", "keep_tokens", "shuffle_caption", "flip_aug"):
+            value = getattr(src, key) if src is not None else None
+            if value is not None:
+                entry[key] = value
+        out.append(entry)
+    return out
 
 
 def export_kohya(cfg: DiffusionConfig, folder: str | Path) -> dict:

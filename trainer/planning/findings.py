@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.models.device import Environment
-from trainer.planning.config_io import load_config_lenient, parse_config_lenient
+from trainer.planning.config_io import parse_config_lenient
 from trainer.planning.rules import Finding, ValidationReport, validate
 from trainer.planning.schema import TrainConfig
 
@@ -52,6 +52,20 @@ def schema_finding(problem: dict, rule_id: str = SCHEMA_RULE, source: str | None
     return Finding(rule_id, "error", problem.get("loc", ""), problem["message"], source, heading)  # type: ignore[arg-type]
 
 
+def _load_file(path: Path) -> tuple[TrainConfig | None, list[dict]]:
+    """`load_config_lenient`, except that another tool's config (LLaMA-Factory, axolotl) is one problem naming
+    the tool and `tunepilot config import`, instead of one unknown-key error per key."""
+    from trainer.planning.config_io import ConfigError, read_config_data
+    from trainer.planning.peer_configs import peer_format_problem
+
+    try:
+        data = read_config_data(path)
+    except ConfigError as exc:
+        return None, exc.problems
+    peer = peer_format_problem(data, str(path))
+    return (None, [peer]) if peer is not None else parse_config_lenient(data)
+
+
 def check_config(data_or_path: Any, for_launch: bool = False, *, origin: str | None = None,
                  env: Environment | None = None, overwrite: bool = False, lang: str = "en") -> Checked:
     """Schema problems, then rule findings, of a config file (str / Path), plain data, or a TrainConfig.
@@ -64,14 +78,14 @@ def check_config(data_or_path: Any, for_launch: bool = False, *, origin: str | N
     if isinstance(data_or_path, TrainConfig):
         config, problems = data_or_path, []
     elif isinstance(data_or_path, (str, os.PathLike)):
-        config, problems = load_config_lenient(Path(data_or_path))
+        config, problems = _load_file(Path(data_or_path))
     else:
         config, problems = parse_config_lenient(data_or_path)
     if origin is not None:
         schema = [schema_finding(p, REQUEST_SCHEMA_RULE, origin, "") for p in problems]
     else:
         rule_id = SYNTAX_RULE if config is None else SCHEMA_RULE
-        schema = [schema_finding(p, rule_id) for p in problems]
+        schema = [schema_finding(p, p.get("rule", rule_id)) for p in problems]  # "peer-format": another tool's file
     report = ValidationReport(errors=schema)
     if config is not None:
         found = validate(config, for_launch=for_launch, env=env, overwrite=overwrite, lang=lang)

@@ -65,7 +65,8 @@ _CATALOG: dict[str, list[GPU]] = {
 
 # Words that carry no identity: brand, product line, form factor.
 _NOISE = re.compile(r"nvidia|geforce|tesla|quadro|rtx|gpu|sxm\d?|pcie|graphics|card", re.IGNORECASE)
-_MEMORY = re.compile(r"(\d{1,3})\s*(?:gb|gib|g)\b", re.IGNORECASE)
+# A memory size is its own token ("A100 80G", "a100-80gb"): the "10G" inside "A10G" is part of the name.
+_MEMORY = re.compile(r"(?<![a-z0-9])(\d{1,3})\s*(?:gb|gib|g)\b", re.IGNORECASE)
 
 
 def _normalise(name: str) -> tuple[str, float | None]:

@@ -28,6 +28,12 @@
   the worst case: every example at max_seq_length and every position labelled. `notes` says which.
 - full fine-tuning also holds the output layer's gradient during the backward pass (float32, plus
   its 16-bit form under autocast): with a 256k vocabulary that is most of the model's gradient.
+- preference stages (`method.stage` dpo / orpo / kto): DPO and ORPO run chosen and rejected as two rows per
+  example (KTO one; its KL rows go through without gradients); DPO and KTO hold a frozen reference copy of the
+  weights unless the method is LoRA/QLoRA, where the reference is the base with the adapter disabled; their
+  log-probs come from TRL's chunked LM-head kernel (one tile instead of the logits), while ORPO and SimPO
+  (no reference) build full logits. Rows are as wide as the file's longest prompt + reply (its tokens with the
+  model's tokenizer), else max_seq_length.
 - overhead: CUDA context + allocator slack on a GPU; on CPU the Python process with torch and
   transformers loaded.
 
@@ -39,6 +45,8 @@ which is how GPU memory is sized ("24 GB" RTX 4090 = 24 GiB).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 from trainer.models.catalog import ModelDims, lookup
 from trainer.models.device import Environment, dtype_name, memory_gb, pick_device
@@ -77,6 +85,9 @@ DEFAULT_LOGIT_COPIES = 3
 # seq 256, LoRA and full at batch 1 and 4; peak RSS 2.57 / 6.17 / 6.46 / 8.35 GiB): 0.9 GiB puts all
 # four within 11% (0.8 and 1.0 give worst errors of 12.7% and 11.9%). With the data-aware shape
 # (2026-11-28): estimate 2.68 / 6.30 / 5.69 / 9.05 vs measured 2.43 / 5.88 / 6.28 / 8.18 GiB, worst 10.7%.
+# TRL's chunked log-prob kernel (trl.kernels.chunked_logprob): tokens per tile and vocabulary columns per tile.
+TRL_TOKEN_TILE = 4096
+TRL_VOCAB_TILE = 32768
 GPU_OVERHEAD_GIB = 0.8
 CPU_OVERHEAD_GIB = 0.9
 ALLOCATOR_SLACK = 0.05  # caching allocators hold ~5% more than the live tensors
@@ -261,6 +272,10 @@ def _breakdown(cfg: TrainConfig, dims: ModelDims, shape: BatchShape, device: str
         parts["weights"] = params * act_bytes
     # LoRA adapters are separate float32 tensors next to the frozen base.
     parts["trainable_weights"] = trainable * 4 if method in ("lora", "qlora") else 0.0
+    # DPO/KTO score replies under a frozen reference too: with LoRA that is the base with the adapter switched
+    # off (no extra weights); without adapters it is a second copy of the model (preference-tuning.md).
+    if cfg.method.stage != "sft":
+        parts["reference_model"] = params * act_bytes if needs_reference_copy(cfg) else 0.0
     parts["optimizer_states"] = _optimizer_state_bytes(cfg, dims, trainable)
 
     layers = dims.num_layers
@@ -277,6 +292,10 @@ def _breakdown(cfg: TrainConfig, dims: ModelDims, shape: BatchShape, device: str
         activations = layers * per_layer
     copies = LOGIT_COPIES.get(device, DEFAULT_LOGIT_COPIES)
     logits = shape.projected * dims.vocab_size * (4 * copies + (act_bytes if half else 0))
+    if uses_fused_logprobs(cfg):
+        # TRL's DPO/KTO trainers never build the logits: a chunked kernel projects tiles of at most
+        # TRL_TOKEN_TILE tokens x TRL_VOCAB_TILE vocabulary columns (float32) and keeps per-token log-probs.
+        logits = min(shape.projected, TRL_TOKEN_TILE) * min(dims.vocab_size, TRL_VOCAB_TILE) * 4 * 2
 
     # Gradients (float32) and the optimizer step do not peak together with activations and logits:
     # the backward pass frees activations layer by layer while gradients appear, and the logits are
@@ -344,7 +363,96 @@ def _micro_batches(cfg: TrainConfig, batch: int, n_examples: int) -> int:
     return max(1, math.ceil(max(t.epochs, 0) * math.ceil(max(n_train, 1) / batch)))
 
 
+def preference_rows_per_example(cfg: TrainConfig) -> int:
+    """Sequences with gradients per example: chosen + rejected for DPO/ORPO, one for KTO and SFT."""
+    return 2 if cfg.method.stage in ("dpo", "orpo") else 1
+
+
+def scores_against_reference(cfg: TrainConfig) -> bool:
+    """DPO (except SimPO) and KTO compare the policy with a frozen reference; ORPO and SimPO have none.
+
+    The one statement of it: the trainer (trainer.training.preference) builds the reference from it too.
+    """
+    m = cfg.method
+    return m.stage == "kto" or (m.stage == "dpo" and m.pref_loss != "simpo")
+
+
+def needs_reference_copy(cfg: TrainConfig) -> bool:
+    """A second copy of the weights: a reference without adapters to disable (full or freeze tuning)."""
+    return scores_against_reference(cfg) and cfg.method.type not in ("lora", "qlora")
+
+
+def uses_fused_logprobs(cfg: TrainConfig) -> bool:
+    """TRL's DPOTrainer/KTOTrainer compute log-probs with a chunked LM-head kernel; ORPO and SimPO (CPO) do not.
+
+    In TRL 1.16 exactly the trainers that score against a reference use the kernel.
+    """
+    return scores_against_reference(cfg)
+
+
+def _longest_preference_sequence(cfg: TrainConfig) -> int | None:
+    """The longest prompt + reply of the preference file in tokens (the batch pads to it), or None if unknown."""
+    path = cfg.dataset.path
+    if not path or not Path(path).expanduser().is_file():
+        return None
+    stat = Path(path).expanduser().stat()
+    return _longest_in_file(str(Path(path).expanduser()), (stat.st_size, stat.st_mtime_ns), cfg.model.base_model,
+                            max(cfg.dataset.max_seq_length, 1))
+
+
+@lru_cache(maxsize=16)
+def _longest_in_file(path: str, stamp: tuple, base_model: str, max_len: int) -> int | None:
+    from trainer.data.formats import DataError
+    from trainer.data.preference import encode_reply, read_preference
+    from trainer.planning.memory_data import (
+        SAMPLE_EXAMPLES,
+        _tokenizer,
+        _tokenizer_folder,
+    )
+
+    folder = _tokenizer_folder(base_model)  # the same tokenizer lookup as the SFT data profile
+    if folder is None:
+        return None
+    try:
+        rows = read_preference(path).rows
+        tokenizer = _tokenizer(str(folder))
+        step = max(1, len(rows) // SAMPLE_EXAMPLES)
+        longest = 0
+        for row in rows[::step]:
+            for reply in ([row["chosen"], row["rejected"]] if "chosen" in row else [row["completion"]]):
+                prompt_ids, reply_ids = encode_reply(tokenizer, row["prompt"], reply)
+                longest = max(longest, len(prompt_ids) + len(reply_ids))
+    except (DataError, OSError, ValueError):
+        return None
+    return min(longest, max_len) if longest else None
+
+
+def _shape_source(cfg: TrainConfig, profile: DataProfile | None) -> str:
+    if cfg.method.stage != "sft":
+        return "preference-data" if _longest_preference_sequence(cfg) else "worst-case"
+    return "worst-case" if profile is None else profile.method
+
+
+def _preference_note(cfg: TrainConfig, shape: BatchShape) -> str:
+    m = cfg.method
+    rows = "chosen + rejected rows" if preference_rows_per_example(cfg) == 2 else "one row (plus no-grad KL rows)"
+    if needs_reference_copy(cfg):
+        ref = "a frozen reference copy of the weights is counted"
+    elif scores_against_reference(cfg):
+        ref = "the reference is the base with the adapter disabled (no extra weights)"
+    else:
+        ref = "no reference model"
+    source = "the longest pair in the data" if _longest_preference_sequence(cfg) else "worst case, max_seq_length"
+    return f"{m.stage} preference batches ({source}): {rows} per example, {shape.rows} x {shape.width} tokens; {ref}"
+
+
 def _shape_for(cfg: TrainConfig, batch: int, profile: DataProfile | None) -> BatchShape:
+    if cfg.method.stage != "sft":
+        # Preference batches are never packed: DPO/ORPO run chosen and rejected as two padded rows per example;
+        # KTO runs one row with gradients (its KL rows go through under no_grad and are freed before).
+        rows = batch * preference_rows_per_example(cfg)
+        width = _longest_preference_sequence(cfg) or max(cfg.dataset.max_seq_length, 1)
+        return BatchShape(rows=rows, width=width, kept=width)
     if profile is None:
         return worst_case_shape(batch, max(cfg.dataset.max_seq_length, 1), cfg.training.packing)
     return batch_shape(profile, batch, cfg.training.packing, _micro_batches(cfg, batch, profile.total_examples))
@@ -370,7 +478,7 @@ def estimate(cfg: TrainConfig, env: Environment | None = None) -> MemoryEstimate
     dtype = compute_dtype(cfg, device, env)
     batch = max(cfg.training.batch_size, 1)
     profile = profile_dataset(cfg.dataset.path, cfg.dataset.format, cfg.model.base_model, max(cfg.dataset.max_seq_length, 1)) \
-        if cfg.dataset.path else None
+        if cfg.dataset.path and cfg.method.stage == "sft" else None
     shape = _shape_for(cfg, batch, profile)
     parts = _breakdown(cfg, dims, shape, device, dtype)
     total = _total(parts)
@@ -384,7 +492,10 @@ def estimate(cfg: TrainConfig, env: Environment | None = None) -> MemoryEstimate
     if dims.source == "built-in table":
         notes.append(f"dimensions of {dims.name} from the built-in table")
     notes.append(f"{device}, {dtype}, sequence length {cfg.dataset.max_seq_length}")
-    notes.append(_data_note(cfg, profile, shape))
+    if cfg.method.stage != "sft":
+        notes.append(_preference_note(cfg, shape))
+    else:
+        notes.append(_data_note(cfg, profile, shape))
     if profile is not None:
         notes.extend(profile.notes)
     # The overhead term (CUDA context, cached-but-free blocks) is outside the allocator's statistic.
@@ -405,5 +516,5 @@ def estimate(cfg: TrainConfig, env: Environment | None = None) -> MemoryEstimate
         notes=notes,
         allocated_gb=round(allocated, 2),
         shape={"rows": shape.rows, "width": shape.width, "kept": shape.kept,
-               "source": "worst-case" if profile is None else profile.method},
+               "source": _shape_source(cfg, profile)},
     )

@@ -92,9 +92,9 @@ def _spans_from_labels(labels: list[int], ignore: int) -> tuple[tuple[int, int],
 
 @lru_cache(maxsize=4)
 def _tokenizer(folder: str):
-    from transformers import AutoTokenizer
+    from trainer.models.generation import load_tokenizer
 
-    return AutoTokenizer.from_pretrained(folder)
+    return load_tokenizer(folder)
 
 
 def _tokenizer_folder(base_model: str) -> Path | None:
@@ -130,9 +130,14 @@ def _encode_with_rule(examples: list[dict], max_seq_length: int) -> list[Example
                 out.append(Example(n, ((0, n - 1),)))
             continue
         position, spans = 1, []  # BOS
-        for message in example.get("messages", []):
+        messages = example.get("messages", [])
+        if example.get("tools") or any(m.get("tool_calls") or m.get("role") == "tool" for m in messages):
+            from trainer.models.chat_format import plain_tool_messages
+
+            messages = plain_tool_messages(messages, example.get("tools"))  # tools as the fallback renders them
+        for message in messages:
             n = _rule_tokens(str(message.get("content", ""))) + TOKENS_PER_TURN
-            if message.get("role") == "assistant":
+            if message.get("role") == "assistant" and message.get("weight", 1) != 0:  # weight 0: no labels
                 # Labels are shifted by one: the column before each reply token predicts it.
                 spans.append((position + TOKENS_PER_TURN - 3, position + n - 1))
             position += n

@@ -218,17 +218,77 @@ def _lora_keys_ignored(ctx: Context):
     return {"keys": ", ".join(f"method.{k}" for k in given), "method": cfg.method.type} if given else None
 
 
+def _preference(ctx: Context) -> bool:
+    return ctx.cfg.method.stage != "sft"
+
+
+def _preference_lr_high(ctx: Context):
+    cfg = ctx.cfg
+    if not _preference(ctx) or cfg.optimizer.type in ("lion", "lion_8bit"):
+        return None
+    sft = TYPICAL_ADAMW_LR[cfg.method.type]
+    if cfg.optimizer.learning_rate > sft / 2:
+        return {"lr": f"{cfg.optimizer.learning_rate:g}", "stage": cfg.method.stage, "sft": f"{sft:g}",
+                "suggest": f"{sft / 10:g}"}
+    return None
+
+
+def _preference_keys_ignored(ctx: Context):
+    """beta / pref_loss written (and changed from the default) where the stage does not read them."""
+    m = ctx.cfg.method
+    defaults = type(m)()
+    given = {k for k in m.model_fields_set & {"beta", "pref_loss"} if getattr(m, k) != getattr(defaults, k)}
+    ignored = sorted(given) if m.stage == "sft" else sorted(given & {"pref_loss"}) if m.stage != "dpo" else []
+    return {"keys": ", ".join(f"method.{k}" for k in ignored), "stage": m.stage} if ignored else None
+
+
+def _preference_data_kind(ctx: Context):
+    """The training file's kind (SFT / preference pairs / KTO labels) must be what method.stage trains on."""
+    from trainer.data.preference import is_preference_file
+
+    path, stage = ctx.cfg.dataset.path, ctx.cfg.method.stage
+    if not path or not Path(path).expanduser().is_file():
+        return None  # dataset-missing says so
+    kind = is_preference_file(path)
+    wanted = {"sft": None, "dpo": "preference", "orpo": "preference", "kto": "kto"}[stage]
+    if kind == wanted:
+        return None
+    what = {"preference": "a preference set (chosen/rejected pairs)", "kto": "a KTO set (replies labelled true/false)",
+            None: "SFT data (no chosen/rejected pairs or labels)"}[kind]
+    fix = {"preference": 'method.stage = "dpo" (or "orpo")', "kto": 'method.stage = "kto"', None: 'method.stage = "sft"'}[kind]
+    return {"path": Path(path).name, "what": what, "stage": stage, "fix": fix}
+
+
 # ---------------------------------------------------------------- launch checks (filesystem)
 
+def _registry_problem(path: str, dataset_dir: str | None) -> dict | None:
+    """Names of a LLaMA-Factory dataset_info.json (trainer.data.dataset_info): None when they all resolve."""
+    from trainer.data.dataset_info import DataError, resolve
+
+    try:
+        resolve(path, dataset_dir)
+    except DataError as exc:
+        return {"path": f"{path} ({exc})"}
+    return None
+
+
 def _dataset_missing(ctx: Context):
+    from trainer.data.dataset_info import looks_like_names
+
     path = ctx.cfg.dataset.path
     if not path:
         return {"path": "(empty)"}
+    if looks_like_names(path):
+        return _registry_problem(path, ctx.cfg.dataset.dataset_dir)
     return None if Path(path).expanduser().is_file() else {"path": path}
 
 
 def _eval_missing(ctx: Context):
+    from trainer.data.dataset_info import looks_like_names
+
     path = ctx.cfg.dataset.eval_path
+    if path and looks_like_names(path):
+        return _registry_problem(path, ctx.cfg.dataset.dataset_dir)
     if path and not Path(path).expanduser().is_file():
         return {"path": path}
     return None
@@ -256,6 +316,10 @@ def _format_undetectable(ctx: Context):
         return None  # dataset-missing already says so
     if ctx.cfg.dataset.format != "auto":
         return None  # an explicit format is the user's call; the data check reports rows that do not fit it
+    from trainer.data.preference import is_preference_file
+
+    if is_preference_file(path):
+        return None  # pairs / KTO rows: preference-data-kind judges them against method.stage
     if detect_format(path) is None:
         return {"path": path, "found": "no known format"}
     return None
@@ -314,6 +378,7 @@ def _r(id, severity, field, message, doc, heading, heading_zh, check, launch_onl
 
 
 H = "hyperparameters.md"
+P = "preference-tuning.md"
 RULES: list[Rule] = [
     # --- learning rate
     _r("learning-rate-positive", "error", "optimizer.learning_rate",
@@ -333,7 +398,8 @@ RULES: list[Rule] = [
        "A learning rate of {lr} is very low for LoRA: the adapters start at zero and barely move; use 1e-4 to 3e-4.",
        "lora.md", "Learning rate for LoRA", "LoRA 的学习率",
        lambda c: {"lr": f"{c.cfg.optimizer.learning_rate:g}"}
-       if _lora(c) and 0 < c.cfg.optimizer.learning_rate < 1e-5 and c.cfg.optimizer.type not in ("lion", "lion_8bit") else None),
+       if _lora(c) and 0 < c.cfg.optimizer.learning_rate < 1e-5 and c.cfg.optimizer.type not in ("lion", "lion_8bit")
+       and c.cfg.method.stage == "sft" else None),  # preference stages run an order lower on purpose
     _r("lion-learning-rate", "warning", "optimizer.learning_rate",
        "Lion needs a learning rate about 3-10x smaller than AdamW's (AdamW would use {adamw} here): set optimizer.learning_rate between {low} and {high} instead of {lr}.",
        "optimizers.md", "Lion", "Lion", _lion_lr),
@@ -389,6 +455,35 @@ RULES: list[Rule] = [
     _r("freeze-layers-range", "error", "method.freeze_trainable_layers",
        "method.freeze_trainable_layers = {n} must be between 1 and {layers}; 2-4 of the last layers is typical.",
        "lora.md", "Freeze tuning (training the last layers)", "冻结微调 (只训练最后几层)", _freeze_layers),
+    # --- preference tuning (method.stage dpo / orpo / kto)
+    _r("preference-beta-positive", "error", "method.beta",
+       "method.beta must be greater than 0 for method.stage = \"{stage}\"; start with 0.1.",
+       P, "Beta", "Beta 参数",
+       lambda c: {"stage": c.cfg.method.stage} if _preference(c) and c.cfg.method.beta <= 0 else None),
+    _r("preference-beta-range", "warning", "method.beta",
+       "method.beta = {beta} is outside the usual 0.01-1: a tiny beta lets the model drift far from the reference "
+       "(and degrade), a large one barely moves it. 0.1 is the usual start.",
+       P, "Beta", "Beta 参数",
+       lambda c: {"beta": f"{c.cfg.method.beta:g}"}
+       if _preference(c) and (0 < c.cfg.method.beta < 0.01 or c.cfg.method.beta > 1) else None),
+    _r("preference-learning-rate-high", "warning", "optimizer.learning_rate",
+       "A learning rate of {lr} is at SFT's level ({sft} for this method); {stage} starts from a model that already "
+       "answers fluently and overshoots at that rate (both replies' log-probabilities collapse). Use about {suggest}, "
+       "an order of magnitude below SFT.",
+       P, "Learning rates", "学习率", _preference_lr_high),
+    _r("preference-keys-ignored", "warning", "method.stage",
+       "{keys} has no effect with method.stage = \"{stage}\" (beta is read by dpo, orpo and kto, pref_loss by "
+       "dpo only); remove it or change method.stage.",
+       P, "What preference tuning does", "偏好微调做什么", _preference_keys_ignored),
+    _r("kto-batch-size", "error", "training.batch_size",
+       "KTO estimates its KL term from the other replies in the same micro-batch, so training.batch_size must be "
+       "at least 2 (4 or more is better).",
+       P, "KTO", "KTO", lambda c: c.cfg.method.stage == "kto" and c.cfg.training.batch_size < 2),
+    _r("preference-packing", "warning", "training.packing",
+       "training.packing does not apply to method.stage = \"{stage}\": each pair is padded within its batch "
+       "instead; set training.packing = false.",
+       P, "Preference data formats", "偏好数据格式",
+       lambda c: {"stage": c.cfg.method.stage} if _preference(c) and c.cfg.training.packing else None),
     # --- data shape
     _r("max-seq-length-min", "error", "dataset.max_seq_length",
        "dataset.max_seq_length must be at least 16 tokens; 512-2048 is typical for chat data.",
@@ -513,6 +608,9 @@ RULES: list[Rule] = [
     _r("dataset-format-undetectable", "error", "dataset.format",
        "The rows of {path} do not match a format ({found}); use chat {{\"messages\": [...]}}, alpaca {{\"instruction\", \"output\"}}, sharegpt {{\"conversations\"}}, {{\"prompt\", \"completion\"}} or {{\"text\"}} rows, or set dataset.format.",
        H, "Datasets before launch", "启动前检查数据", _format_undetectable, launch_only=True),
+    _r("preference-data-kind", "error", "method.stage",
+       "{path} is {what}, which method.stage = \"{stage}\" cannot train on; set {fix}.",
+       P, "Preference data formats", "偏好数据格式", _preference_data_kind, launch_only=True),
     _r("eval-path-missing", "error", "dataset.eval_path",
        "The evaluation file {path} does not exist; fix dataset.eval_path or remove it.",
        H, "Datasets before launch", "启动前检查数据", _eval_missing, launch_only=True),

@@ -44,16 +44,37 @@ class MethodSection(_Section):
     freeze_trainable_layers: int = Field(
         2, description="For `freeze`: how many of the last transformer layers are trained."
     )
+    stage: Literal["sft", "dpo", "orpo", "kto"] = Field(
+        "sft",
+        description="Training objective: supervised fine-tuning, or preference tuning on chosen/rejected pairs "
+        "(DPO, ORPO) or on replies labelled good/bad (KTO).",
+    )
+    pref_loss: Literal["sigmoid", "ipo", "hinge", "simpo"] = Field(
+        "sigmoid",
+        description="For `dpo`: the pairwise loss. sigmoid is DPO's, ipo and hinge are its regularised variants, "
+        "simpo is reference-free (length-normalised, no reference model).",
+    )
+    beta: float = Field(
+        0.1,
+        description="For dpo/orpo/kto: how strongly the tuned model is held near the reference (dpo, kto) or the "
+        "weight of the odds-ratio term (orpo); larger stays closer.",
+    )
 
 
 class DatasetSection(_Section):
-    path: str = Field("", description="Training data: JSON, JSONL or CSV file.")
+    path: str = Field("", description="Training data: JSON, JSONL, CSV or TXT file. Its kind (chat, tool calling, "
+                      "text, preference pairs or KTO) is detected and must suit method.stage; `tunepilot data check` shows it.")
     format: Literal["auto", "chat", "alpaca", "sharegpt", "prompt_completion", "text"] = Field(
-        "auto", description="Row format; `auto` detects it from the first rows."
+        "auto", description="Row format of SFT data; `auto` detects it from the rows (preference and KTO rows are "
+                            "always detected)."
     )
     eval_path: str | None = Field(None, description="Optional separate evaluation file.")
     val_split: float = Field(0.0, description="Fraction of training rows held out for evaluation when no eval_path is given.")
     max_seq_length: int = Field(1024, description="Examples are truncated to this many tokens.")
+    dataset_dir: str | None = Field(
+        None, description="Folder of a LLaMA-Factory dataset_info.json, for when dataset.path names its entries "
+                          "(`identity,alpaca_en_demo`, concatenated in order); empty: `data/` beside the config file, "
+                          "then in the current folder.")
 
 
 class OptimizerSection(_Section):
@@ -77,6 +98,17 @@ class TrainingSection(_Section):
     packing: bool = Field(False, description="Pack several examples into one sequence (without cross-example attention) to avoid padding.")
     seed: int = Field(42, description="Random seed for data order and initialisation.")
     device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="Where to train; `auto` picks CUDA, then MPS, then CPU.")
+    eval_every_n_steps: int | None = Field(
+        None, ge=1, description="Measure the validation loss every N steps; empty: at every checkpoint "
+                                "(saving.save_every_n_steps) and at the last step. Needs dataset.eval_path or val_split.")
+    report_to: Literal["none", "tensorboard", "mlflow", "wandb"] = Field(
+        "none", description="Where metrics are also logged: TensorBoard event files or an MLflow file store in the "
+                            "output folder (offline, no account), or Weights & Biases (needs `pip install wandb`; "
+                            "offline unless you ran `wandb login`).")
+    tracking_project: str | None = Field(None, description="W&B project or MLflow experiment name (default: tunepilot).")
+    tracking_run_name: str | None = Field(None, description="Run name in the tracker (default: the output folder's name).")
+    tracking_entity: str | None = Field(None, description="W&B entity (team or user); empty uses your default.")
+    tracking_tags: list[str] = Field(default_factory=list, description="Tags for the tracker's run.")
 
 
 class HardwareSection(_Section):
@@ -98,6 +130,7 @@ class SavingSection(_Section):
 
 
 LORA_KEYS = ("lora_r", "lora_alpha", "lora_dropout", "target_modules")
+PREFERENCE_KEYS = ("pref_loss", "beta")  # read only when method.stage is a preference stage
 
 
 class TrainConfig(_Section):
@@ -126,4 +159,9 @@ class TrainConfig(_Section):
                 method.pop(key, None)
         if self.method.type != "freeze":
             method.pop("freeze_trainable_layers", None)
+        if self.method.stage == "sft":  # preference settings take no effect on SFT
+            for key in PREFERENCE_KEYS:
+                method.pop(key, None)
+        elif self.method.stage != "dpo":
+            method.pop("pref_loss", None)
         return data

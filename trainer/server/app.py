@@ -43,7 +43,7 @@ def create_app(settings: ServerSettings | None = None, pool: ModelPool | None = 
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes,
-                       max_upload_bytes=settings.max_upload_bytes)
+                       max_upload_bytes=settings.max_upload_bytes, body_timeout_s=settings.body_timeout_s)
 
     protected = [Depends(require_api_key)]
     for module_router in (models_api.router, chat.router, completions.router, files.router,

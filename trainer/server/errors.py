@@ -8,6 +8,7 @@ Clients such as the `openai` package turn the status code into an exception clas
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,6 +29,25 @@ _TYPE_FOR_STATUS = {
     500: "server_error",
     503: "server_error",
 }
+
+
+# An absolute POSIX or Windows path of two or more parts, e.g. /home/u/.tunepilot/models/x or C:\\x\\y,
+# or a path inside the workspace once its root is written as $TUNEPILOT_HOME (group 1), which is kept.
+_PATH = re.compile(r"(\$TUNEPILOT_HOME)?(?:[A-Za-z]:)?(?:[\\/][\w.\-~+@]+){2,}[\\/]?")
+HOME_TOKEN = "$TUNEPILOT_HOME"
+
+
+def redact_paths(text: str) -> str:
+    """The message as a client may see it: paths inside the workspace are shown relative to
+    `$TUNEPILOT_HOME` (so "checkpoint folder $TUNEPILOT_HOME/runs/ftjob-x/checkpoint-3" still names
+    the folder), any other server path becomes `<server path>`: the problem, not the disk layout."""
+    from tunepilot.core import workspace
+
+    try:
+        text = text.replace(str(workspace.home()), HOME_TOKEN)
+    except Exception:  # noqa: BLE001 (an unusable workspace must not turn an error message into a 500)
+        log.debug("workspace unusable while redacting an error message", exc_info=True)
+    return _PATH.sub(lambda m: m.group(0) if m.group(1) else "<server path>", text)
 
 
 class APIError(Exception):
@@ -96,5 +116,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception):
         log.exception("unhandled error in a request")
-        return error_response(500, f"The server failed to handle the request ({type(exc).__name__}: {exc}).",
+        return error_response(500, f"The server failed to handle the request ({type(exc).__name__}: "
+                                   f"{redact_paths(str(exc))}); the server log has the details.",
                               code="internal_error")

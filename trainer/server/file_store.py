@@ -75,7 +75,7 @@ def check_and_store(staged: Path, filename: str, purpose: str) -> dict:
             raise FileStoreError(f"purpose {purpose!r} is not supported; use 'fine-tune'.")
         if staged.stat().st_size == 0:
             raise FileStoreError(f"{filename!r} is empty; upload a JSONL file with one training example per line.")
-        report = check_dataset(str(staged))
+        report = check_dataset(str(staged), stage=None)  # any kind a stage can train (SFT, DPO, KTO files)
         data = report.to_dict()
         if not report.ok:
             raise InvalidTrainingFile(f"Invalid training file {filename!r}: {format_check_errors(data)}.", data)
@@ -90,7 +90,7 @@ def check_and_store(staged: Path, filename: str, purpose: str) -> dict:
         "filename": Path(filename).name, "purpose": purpose, "status": "processed", "status_details": None,
         "expires_at": None, "stored_as": target.name,
         # tunepilot extension: what the data check found (counts, warnings)
-        "data_check": {k: data.get(k) for k in ("format", "n_rows", "n_examples", "tokens", "warnings")},
+        "data_check": {k: data.get(k) for k in ("kind", "format", "n_rows", "n_examples", "tokens", "warnings")},
     }
     # Atomic, so list_files never reads half a metadata file while an upload finishes.
     atomic.write_json(_meta_path(file_id), meta)
@@ -133,6 +133,28 @@ def file_id_for_path(path: str | Path | None) -> str | None:
     if p.parent.resolve() == _folder().resolve() and _valid_id(file_id):
         return file_id
     return None
+
+
+RESULTS_PURPOSE = "fine-tune-results"  # OpenAI's purpose for a job's result files
+
+
+def store_result_file(source: Path, job_id: str) -> dict:
+    """A job's result CSV as a file object; one stable id per job, refreshed when the CSV changed."""
+    import hashlib
+    import shutil
+
+    file_id = "file-" + hashlib.sha256(f"results:{job_id}".encode()).hexdigest()[:24]
+    target = _folder() / f"{file_id}.csv"
+    if _meta_path(file_id).exists() and target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        return get_file(file_id)
+    staged = _folder() / f".upload-{uuid.uuid4().hex}.csv"
+    shutil.copyfile(source, staged)
+    os.replace(staged, target)
+    meta = {"id": file_id, "object": "file", "bytes": target.stat().st_size, "created_at": int(time.time()),
+            "filename": f"{job_id}-results.csv", "purpose": RESULTS_PURPOSE, "status": "processed",
+            "status_details": None, "expires_at": None, "stored_as": target.name}
+    atomic.write_json(_meta_path(file_id), meta)
+    return get_file(file_id)
 
 
 def list_files(purpose: str | None = None) -> list[dict]:

@@ -11,7 +11,8 @@ from sse_starlette import ServerSentEvent
 
 from trainer.models import generation
 from trainer.models import registry as models
-from trainer.server.errors import APIError
+from trainer.server.errors import APIError, redact_paths
+from trainer.server.model_access import check_model_name, shown
 from trainer.server.model_pool import ModelHandle
 from trainer.server.streaming import DONE_EVENT, iterate_in_thread, sse_event
 
@@ -24,21 +25,27 @@ def available_model_ids() -> list[str]:
 
 
 async def acquire_model(request: Request, model_id: str) -> ModelHandle:
-    """Load (or reuse) `model_id` off the event loop; unknown names are 404 with the available ids."""
+    """Load (or reuse) `model_id` off the event loop; unknown names are 404 with the available ids.
+
+    Names outside the workspace's own are refused first (`trainer.server.model_access`).
+    """
+    allow_paths = request.app.state.settings.allow_local_paths
+    check_model_name(model_id, allow_paths)
     pool = request.app.state.pool
     try:
         return await anyio.to_thread.run_sync(pool.acquire, model_id)
     except models.ModelError as exc:
-        raise APIError(404, model_not_found_message(model_id, exc), param="model", code="model_not_found") from None
+        raise APIError(404, model_not_found_message(model_id, exc, allow_local_paths=allow_paths),
+                       param="model", code="model_not_found") from None
 
 
-def model_not_found_message(model_id: str, exc: Exception) -> str:
+def model_not_found_message(model_id: str, exc: Exception, allow_local_paths: bool = False) -> str:
     ids = ", ".join(available_model_ids()) or "none"
-    text = str(exc)
+    text = redact_paths(str(exc))
     # The registry's own "Unknown model" text repeats the list; other failures (hub offline) say why.
     reason = "" if text.startswith("Unknown") else f" ({text})"
-    return (f"The model {model_id!r} does not exist{reason}. Available models: {ids}; "
-            "a local transformers folder also works.")
+    also = "; a local transformers folder also works" if allow_local_paths else ""
+    return f"The model {shown(model_id)} does not exist{reason}. Available models: {ids}{also}."
 
 
 def counted_stream(request: Request, handle: ModelHandle, prompt: generation.Prompt,
@@ -60,7 +67,7 @@ def counted_stream(request: Request, handle: ModelHandle, prompt: generation.Pro
 
 async def stream_events(request: Request, handle: ModelHandle, prompt: generation.Prompt,
                         params: generation.SamplingParams, stop: list[str], strip: bool,
-                        piece_event: Callable[[str], dict],
+                        piece_event: Callable[[str], dict | None],
                         closing_events: Callable[[generation.Completion], list[dict]]) -> AsyncIterator[ServerSentEvent]:
     """The SSE body of a streamed generation: one event per text piece, the closing events, [DONE].
 
@@ -75,7 +82,9 @@ async def stream_events(request: Request, handle: ModelHandle, prompt: generatio
             if isinstance(item, generation.Completion):
                 final = item
             elif item:
-                yield sse_event(piece_event(item))
+                payload = piece_event(item)
+                if payload is not None:  # None: the route holds this text back (a tool call may be forming)
+                    yield sse_event(payload)
     except Exception as exc:
         yield sse_event({"error": {"message": f"Generation failed ({type(exc).__name__}: {exc}).",
                                    "type": "server_error", "param": None, "code": "generation_failed"}})

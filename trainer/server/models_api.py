@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request
 
 from trainer.models import registry as models
 from trainer.server.auth import require_owner_key
-from trainer.server.errors import APIError
+from trainer.server.errors import APIError, redact_paths
 from trainer.server.model_admin import ModelNotDeletable, delete_finetuned_model
 
 router = APIRouter()
@@ -43,8 +43,8 @@ def delete_model(model_id: str, request: Request) -> dict:
     try:
         result = delete_finetuned_model(model_id)
     except models.ModelError as exc:
-        raise APIError(404, str(exc), param="model", code="model_not_found") from None
+        raise APIError(404, redact_paths(str(exc)), param="model", code="model_not_found") from None
     except ModelNotDeletable as exc:
-        raise APIError(400, str(exc), param="model", code="model_not_deletable") from None
+        raise APIError(400, redact_paths(str(exc)), param="model", code="model_not_deletable") from None
     request.app.state.pool.drop(model_id)
     return {"id": result["id"], "object": "model", "deleted": True}

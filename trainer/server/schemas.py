@@ -1,8 +1,9 @@
 """Request bodies shared by /v1/chat/completions and /v1/completions, and their sampling settings.
 
 Unknown fields are accepted and ignored (clients send things like `user` or `presence_penalty`);
-fields whose meaning we cannot honour (n > 1, logprobs, tools) are refused with a 400 that says so,
-rather than silently giving a different answer than the client asked for.
+fields whose meaning we cannot honour (n > 1, logprobs, the legacy `functions`, tools outside the chat
+API) are refused with a 400 that says so, rather than silently giving a different answer than the
+client asked for. `tools` on /v1/chat/completions are read by `trainer.server.chat`.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class SamplingFields(BaseModel):
             raise APIError(400, f"'stop' takes at most {MAX_STOP_SEQUENCES} sequences; got {len(stops)}.", param="stop")
         return [s for s in stops if s]
 
-    def refuse_unsupported(self) -> None:
+    def refuse_unsupported(self, tools_allowed: bool = False) -> None:
+        """400 for fields we cannot honour; `tools_allowed`: the chat route reads `tools` itself."""
         if (self.n or 1) != 1:
             raise APIError(400, "Only n=1 is supported; send several requests for several answers.", param="n")
         extra = self.model_extra or {}
@@ -52,8 +54,12 @@ class SamplingFields(BaseModel):
             raise APIError(400, f"response_format {response_format.get('type')!r} is not supported: local models are "
                                 "not constrained to JSON here; ask for JSON in the prompt and parse the text.",
                            param="response_format")
-        if extra.get("tools") or extra.get("functions"):
-            raise APIError(400, "Tool/function calling is not supported by tunepilot serve; send plain messages.",
+        if extra.get("functions") or extra.get("function_call"):
+            raise APIError(400, "The legacy 'functions'/'function_call' parameters are not supported; send the same "
+                                "schemas as 'tools' ([{\"type\": \"function\", \"function\": {...}}]) to "
+                                "/v1/chat/completions.", param="functions")
+        if not tools_allowed and (extra.get("tools") or extra.get("tool_choice")):
+            raise APIError(400, "Tool calling needs the chat API: send 'tools' to /v1/chat/completions with messages.",
                            param="tools")
 
     @property

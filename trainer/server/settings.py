@@ -32,6 +32,10 @@ class ServerSettings:
     max_batch_size: int = 8
     # max_tokens when a request does not say (OpenAI's default is "up to the context", too long on a CPU).
     default_max_tokens: int = 512
+    # Let clients name local folders (and hub ids) as `model`; off: only the workspace's own model ids.
+    allow_local_paths: bool = False
+    # A request whose body has not fully arrived after this many seconds gets 408 (slow or stalled clients).
+    body_timeout_s: float = 30.0
 
     @classmethod
     def from_env(cls) -> "ServerSettings":

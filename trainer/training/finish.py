@@ -51,14 +51,18 @@ def finish_run(result: TrainResult, cfg: TrainConfig, model_id: str,
     has nothing to merge. A merge that fails raises after the adapter is registered, so the id works.
     """
     from trainer.models import registry as models
+    from trainer.training.checkpoints import sync_registry
 
     sink = on_event or (lambda _e: None)
     base = cfg.model.base_model
     if not result.is_adapter:
         models.register_finetuned(model_id, base_model=base, adapter_path=None, merged_path=result.final_path,
                                   output_dir=result.output_dir)
+        sync_registry(model_id, base, result.output_dir, relist=True)
         return FinishedRun(model_id)
     models.register_finetuned(model_id, base_model=base, adapter_path=result.final_path, output_dir=result.output_dir)
+    # The kept checkpoints become `<model_id>:ckpt-step-N`, listed after the final model.
+    sync_registry(model_id, base, result.output_dir, relist=True)
     if not cfg.saving.merge_after_training:
         return FinishedRun(model_id)
 

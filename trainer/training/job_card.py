@@ -83,7 +83,9 @@ def build_job_card(cfg: TrainConfig, result, params: dict, precision, device: st
 def render_markdown(card: dict) -> str:
     lines = ["# Job card", ""]
     c = card["config"]
-    lines += [f"- Base model: `{c['model']['base_model']}`", f"- Method: `{c['method']['type']}`",
+    stage = c["method"].get("stage", "sft")  # preference tuning: dpo / orpo / kto with its beta
+    stage_note = f", stage `{stage}` (beta {c['method'].get('beta')})" if stage != "sft" else ""
+    lines += [f"- Base model: `{c['model']['base_model']}`", f"- Method: `{c['method']['type']}`{stage_note}",
               f"- Output: `{card['output']['path']}` ({'adapter' if card['output']['is_adapter'] else 'full model'})",
               f"- Duration: {card['duration_s']} s, steps {card['steps']['completed']}/{card['steps']['total']}",
               f"- Trained tokens: {card['trained_tokens']:,}",

@@ -7,7 +7,11 @@
    Gemma's final-logit soft-capping working unchanged.
 2. Checkpoints are written to a staging folder and renamed into place, so a save that fails half
    way leaves the previous checkpoint as the latest complete one (resume picks it up).
-3. Real (non-padding) tokens are counted, for tokens/s in the metrics.
+3. Real (non-padding) tokens are counted, for tokens/s in the metrics; the running total is kept in
+   `state.num_input_tokens_seen`, which checkpoints save, so a resumed job reports all its tokens.
+4. Next-token accuracy on the labelled positions is measured from the logits the loss already has
+   (no extra forward) and logged as `mean_token_accuracy` / `eval_mean_token_accuracy`, the
+   figures OpenAI's checkpoints and result files report beside the losses.
 """
 
 from __future__ import annotations
@@ -35,37 +39,8 @@ def _accepts_logits_to_keep(model) -> bool:
         return False
 
 
-class SFTTrainer(Trainer):
-    """A Trainer whose loss only projects labelled positions through the output layer."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # Our loss is a per-micro-batch mean; let the Trainer divide by the accumulation steps.
-        self.model_accepts_loss_kwargs = False
-        self.tokens_seen = 0
-        self.target_tokens_seen = 0
-        self._keep_supported = _accepts_logits_to_keep(self.model)
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        inputs = dict(inputs)
-        labels = inputs.pop("labels")
-        n_tokens = inputs.pop("n_tokens", None)
-        if model.training:
-            self.tokens_seen += int(n_tokens) if n_tokens is not None else labels.numel()
-            self.target_tokens_seen += int((labels != IGNORE).sum())
-        if self._keep_supported:
-            keep = (labels != IGNORE).any(dim=0).nonzero().squeeze(-1)
-            outputs = model(**inputs, use_cache=False, logits_to_keep=keep)
-            targets = labels[:, keep]
-        else:
-            outputs = model(**inputs, use_cache=False)
-            targets = labels
-        logits = outputs.logits
-        # Cross-entropy in float32: bf16 logits lose too much precision in the log-softmax.
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
-        return (loss, outputs) if return_outputs else loss
-
-    # ------------------------------------------------------------ atomic checkpoints
+class AtomicCheckpoints(Trainer):
+    """Change 2 above, as a base class so the preference trainers (trainer.training.preference) share it."""
 
     def _save_checkpoint(self, model, trial):
         """Save into <output>/.staging/checkpoint-N, then rename to <output>/checkpoint-N."""
@@ -88,6 +63,70 @@ class SFTTrainer(Trainer):
                 self.state.best_model_checkpoint = final
             self._rotate_checkpoints(use_mtime=False, output_dir=real_output)
         self.accelerator.wait_for_everyone()
+
+
+class SFTTrainer(AtomicCheckpoints):
+    """A Trainer whose loss only projects labelled positions through the output layer."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Our loss is a per-micro-batch mean; let the Trainer divide by the accumulation steps.
+        self.model_accepts_loss_kwargs = False
+        self.tokens_seen = 0
+        self.target_tokens_seen = 0
+        self._keep_supported = _accepts_logits_to_keep(self.model)
+        # [correct, counted] next-token predictions since the last train log / in the current evaluation
+        self._accuracy = {"train": [0, 0], "eval": [0, 0]}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        n_tokens = inputs.pop("n_tokens", None)
+        if model.training:
+            counted = int(n_tokens) if n_tokens is not None else labels.numel()
+            self.tokens_seen += counted
+            self.state.num_input_tokens_seen += counted
+            self.target_tokens_seen += int((labels != IGNORE).sum())
+        if self._keep_supported:
+            keep = (labels != IGNORE).any(dim=0).nonzero().squeeze(-1)
+            outputs = model(**inputs, use_cache=False, logits_to_keep=keep)
+            targets = labels[:, keep]
+        else:
+            outputs = model(**inputs, use_cache=False)
+            targets = labels
+        logits = outputs.logits
+        # Cross-entropy in float32: bf16 logits lose too much precision in the log-softmax.
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
+        self._count_accuracy(logits, targets, "train" if model.training else "eval")
+        return (loss, outputs) if return_outputs else loss
+
+    @torch.no_grad()
+    def _count_accuracy(self, logits, targets, split: str) -> None:
+        mask = targets != IGNORE
+        tally = self._accuracy[split]
+        tally[0] += int((logits.argmax(dim=-1) == targets)[mask].sum())
+        tally[1] += int(mask.sum())
+
+    def _take_accuracy(self, split: str) -> float | None:
+        """The accuracy since the last call (summed over processes), then start counting again."""
+        correct, counted = self._accuracy[split]
+        self._accuracy[split] = [0, 0]
+        if self.args.world_size > 1:
+            both = self.accelerator.reduce(torch.tensor([correct, counted], device=self.args.device), reduction="sum")
+            correct, counted = (int(x) for x in both.tolist())
+        return correct / counted if counted else None
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # Every process calls log() at the same points, so the reduce above lines up across ranks.
+        if "eval_loss" in logs:
+            accuracy = self._take_accuracy("eval")
+            if accuracy is not None:
+                logs["eval_mean_token_accuracy"] = round(accuracy, 4)
+        elif "loss" in logs:
+            accuracy = self._take_accuracy("train")
+            if accuracy is not None:
+                logs["mean_token_accuracy"] = round(accuracy, 4)
+        super().log(logs, start_time)
 
 
 def peak_memory_mb() -> float:

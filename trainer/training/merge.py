@@ -48,7 +48,7 @@ def find_adapter(job_or_dir: str) -> Path:
     raise MergeError(f"No adapter found at {folder}; pass a job id (ftjob-...), an ft: model id, a run folder or an adapter folder.")
 
 
-def _probe_logits(model, tokenizer, prompts: list[str]):
+def probe_logits(model, tokenizer, prompts: list[str]):
     import torch
 
     from trainer.models.chat_format import render_prompt
@@ -66,29 +66,32 @@ def merge(job_or_dir: str, out: str | Path | None = None, probes: list[str] | No
     """Write base+adapter as one model to `out` (default: `merged/` beside the adapter); report the logit check."""
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from trainer.models import registry as models
+    from trainer.models.generation import load_tokenizer
 
     adapter = find_adapter(job_or_dir)
     base_ref = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
     if not base_ref:
         raise MergeError(f"{adapter}/adapter_config.json does not name its base model (base_model_name_or_path).")
     base_path = models.resolve(base_ref).base_path
-    target = Path(out).expanduser().resolve() if out else adapter.parent / "merged"
+    # A checkpoint (ft:...:ckpt-step-N) merges beside the run's final merge, not into it.
+    default = f"merged-{adapter.name}" if adapter.name.startswith("checkpoint-") else "merged"
+    target = Path(out).expanduser().resolve() if out else adapter.parent / default
     if target.exists() and any(target.iterdir()):
         raise MergeError(f"{target} already exists and is not empty; pass --out with a new folder.")
 
     tokenizer_source = adapter if (adapter / "tokenizer_config.json").exists() else base_path
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_source))
+    tokenizer = load_tokenizer(tokenizer_source)
     # float32 so that the comparison measures the merge, not bf16 rounding.
     base = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=torch.float32)
     with_adapter = PeftModel.from_pretrained(base, str(adapter))
     with_adapter.eval()
     prompts = probes or PROBE_PROMPTS
-    before = _probe_logits(with_adapter, tokenizer, prompts)
+    before = probe_logits(with_adapter, tokenizer, prompts)
     merged = with_adapter.merge_and_unload()
-    after = _probe_logits(merged, tokenizer, prompts)
+    after = probe_logits(merged, tokenizer, prompts)
     max_diff = max(float((a - b).abs().max()) for a, b in zip(before, after))
 
     staging = target.parent / f".staging-{target.name}"

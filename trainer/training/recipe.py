@@ -21,6 +21,7 @@ from trainer.models.generation import load_tokenizer
 from trainer.planning.output_dir import STAGING_DIRNAME, WORKER_LOG, inspect
 from trainer.planning.schema import TrainConfig
 from trainer.training.callbacks import (
+    CheckpointCallback,
     MetricsCallback,
     SampleCallback,
     StopCallback,
@@ -108,6 +109,8 @@ def train(cfg: TrainConfig, output_dir: str | Path, on_event: Callable[[dict], N
 
     data = build_data(cfg, tokenizer, skip_bad_rows=skip_bad_rows)
     sink(event(describe_data(data), data=data.stats))
+    for warning in data.stats.get("warnings", []):  # e.g. a preference pair whose chosen and rejected are identical
+        sink(event(f"Data: {warning}", level="warning"))
     if data.skipped_rows:
         sink(event(f"Skipped {len(data.skipped_rows)} bad row(s) (--skip-bad-rows)", level="warning",
                    data={"skipped_rows": data.skipped_rows}))
@@ -181,10 +184,14 @@ def build_data(cfg: TrainConfig, tokenizer, skip_bad_rows: bool = False) -> Data
     from trainer.data.formats import DataError, format_problems, read_dataset
     from trainer.data.sft import encode_dataset
 
+    if cfg.method.stage != "sft":  # pairs / labelled replies (trainer.training.preference)
+        from trainer.training.preference import build_preference_data
+
+        return DataSplits(**build_preference_data(cfg, tokenizer, skip_bad_rows=skip_bad_rows))
     if not cfg.dataset.path:
         raise TrainError("dataset.path is empty; set it to a JSON, JSONL or CSV file of training examples.")
     try:
-        loaded = read_dataset(cfg.dataset.path, cfg.dataset.format)
+        loaded = read_dataset(cfg.dataset.path, cfg.dataset.format, dataset_dir=cfg.dataset.dataset_dir)
     except DataError as exc:
         raise TrainError(str(exc)) from None
     if loaded.errors and not skip_bad_rows:
@@ -193,7 +200,7 @@ def build_data(cfg: TrainConfig, tokenizer, skip_bad_rows: bool = False) -> Data
     eval_examples: list[dict] = []
     if cfg.dataset.eval_path:
         try:
-            eval_loaded = read_dataset(cfg.dataset.eval_path, cfg.dataset.format)
+            eval_loaded = read_dataset(cfg.dataset.eval_path, cfg.dataset.format, dataset_dir=cfg.dataset.dataset_dir)
         except DataError as exc:
             raise TrainError(f"dataset.eval_path: {exc}") from None
         eval_examples = eval_loaded.examples
@@ -214,6 +221,7 @@ def build_data(cfg: TrainConfig, tokenizer, skip_bad_rows: bool = False) -> Data
         "train_examples": len(encoded.examples), "eval_examples": len(encoded_eval.examples) if encoded_eval else 0,
         "skipped_rows": len(loaded.errors), "truncated": encoded.truncated, "dropped_no_target": encoded.dropped_no_target,
         "total_tokens": encoded.total_tokens, "target_tokens": encoded.target_tokens, "max_seq_length": max_len,
+        "kind": loaded.kind, "warnings": list(loaded.warnings),  # e.g. unreplaced {{name}} placeholders
     }
     return DataSplits(train=encoded.examples, eval=encoded_eval.examples if encoded_eval else [], stats=stats,
                       skipped_rows=loaded.errors)
@@ -232,11 +240,14 @@ def describe_data(data: DataSplits) -> str:
     return text
 
 
-def training_arguments(cfg: TrainConfig, out: Path, device: str, precision: Precision, has_eval: bool):
+def training_arguments(cfg: TrainConfig, out: Path, device: str, precision: Precision, has_eval: bool,
+                       args_class=None, **overrides):
+    """The Trainer's arguments; `args_class` (a TrainingArguments subclass such as TRL's DPOConfig) and
+    `overrides` let the preference stages (trainer.training.preference) add their own fields."""
     from transformers import TrainingArguments
 
     t, o = cfg.training, cfg.optimizer
-    return TrainingArguments(
+    fields = dict(
         output_dir=str(out),
         per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=t.batch_size,
@@ -260,7 +271,10 @@ def training_arguments(cfg: TrainConfig, out: Path, device: str, precision: Prec
         save_strategy="steps",
         save_steps=max(1, cfg.saving.save_every_n_steps),
         save_total_limit=max(1, cfg.saving.save_total_limit),
-        eval_strategy="epoch" if has_eval else "no",
+        # Validation loss at every checkpoint unless training.eval_every_n_steps says otherwise
+        # (CheckpointCallback adds the last step), so each checkpoint reports one.
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=t.eval_every_n_steps or max(1, cfg.saving.save_every_n_steps),
         prediction_loss_only=True,
         seed=t.seed,
         data_seed=t.seed,
@@ -271,6 +285,8 @@ def training_arguments(cfg: TrainConfig, out: Path, device: str, precision: Prec
         ddp_find_unused_parameters=False,
         log_level="warning",
     )
+    fields.update(overrides)
+    return (args_class or TrainingArguments)(**fields)
 
 
 def build_trainer(cfg, model, tokenizer, data: DataSplits, out: Path, device: str, precision: Precision,
@@ -279,6 +295,7 @@ def build_trainer(cfg, model, tokenizer, data: DataSplits, out: Path, device: st
 
     from trainer.data.sft import SFTCollator
     from trainer.training.loop import SFTTrainer
+    from trainer.training.tracking import tracking_callbacks
 
     def as_dataset(rows):
         return Dataset.from_list([{**r, "length": len(r["input_ids"])} for r in rows])
@@ -287,14 +304,29 @@ def build_trainer(cfg, model, tokenizer, data: DataSplits, out: Path, device: st
     metrics = MetricsCallback(lambda: holder["trainer"], sink)
     sampler = SampleCallback(tokenizer, list(cfg.sampling.prompts), cfg.sampling.every_n_steps, sink)
     stopper = StopCallback(should_stop or (lambda: False))
-    trainer = SFTTrainer(
-        model=model,
-        args=training_arguments(cfg, out, device, precision, bool(data.eval)),
-        train_dataset=as_dataset(data.train),
-        eval_dataset=as_dataset(data.eval) if data.eval else None,
-        data_collator=SFTCollator(tokenizer.pad_token_id, packing=cfg.training.packing),
-        callbacks=[metrics, sampler, stopper],
-    )
+    callbacks = [metrics, sampler, stopper,
+                 CheckpointCallback(tokenizer, sink, save_tokenizer=cfg.method.type not in ("lora", "qlora"),
+                                    has_eval=bool(data.eval)),
+                 *tracking_callbacks(cfg, out)]
+    if cfg.method.stage != "sft":
+        # DPO / ORPO / KTO: TRL's trainer on the same model and callbacks (checkpoints, events, resume unchanged).
+        from trainer.training.preference import (
+            build_preference_trainer,
+            preference_arguments,
+        )
+
+        config_class, fields = preference_arguments(cfg)
+        args = training_arguments(cfg, out, device, precision, bool(data.eval), args_class=config_class, **fields)
+        trainer = build_preference_trainer(cfg, model, tokenizer, data, args, device, precision, callbacks)
+    else:
+        trainer = SFTTrainer(
+            model=model,
+            args=training_arguments(cfg, out, device, precision, bool(data.eval)),
+            train_dataset=as_dataset(data.train),
+            eval_dataset=as_dataset(data.eval) if data.eval else None,
+            data_collator=SFTCollator(tokenizer.pad_token_id, packing=cfg.training.packing),
+            callbacks=callbacks,
+        )
     # The default printer writes raw log dicts to stdout, which would corrupt `--json` output.
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -344,7 +376,7 @@ def make_result(status, cfg, trainer, metrics, sampler, data, out, final_path, s
         status=status, output_dir=str(out), final_path=final_path,
         is_adapter=cfg.method.type in ("lora", "qlora"),
         global_step=trainer.state.global_step, total_steps=trainer.state.max_steps,
-        trained_tokens=int(trainer.tokens_seen), train_loss=losses[-1]["loss"] if losses else None,
+        trained_tokens=int(trainer.state.num_input_tokens_seen), train_loss=losses[-1]["loss"] if losses else None,
         losses=losses, eval_losses=metrics.eval_losses, samples=sampler.samples,
         duration_s=round(time.time() - started, 2), peak_memory_mb=round(peak_mb, 1),
         data_stats=data.stats, skipped_rows=data.skipped_rows, resumed_from=resume_from,

@@ -1,8 +1,10 @@
 """`tunepilot ask` (one grounded answer) and `tunepilot chat` (a terminal conversation).
 
 Both are thin fronts over `assistant.answer` and `assistant.config_from_text`: the chat keeps the
-history for follow-up questions, and when a message asks for a training run it shows the config
-with its validation and memory estimate and offers to save it and launch it as a job.
+history for follow-up questions and a draft config (`assistant.draft`): a message that asks for a
+training run starts the draft, later ones ("5 epochs", "use QLoRA", "我只有 12G") edit it and show
+what changed and what is missing, questions in between are answered without losing it, and
+"start over" (or /reset) clears it. It offers to save the config and launch it as a job.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def ask(
 
 # ------------------------------------------------------------------------------- chat
 
-CHAT_HELP = """Ask fine-tuning questions, or describe a training run ("fine-tune gemma-3-270m on data.jsonl, 3 epochs").
+CHAT_HELP = """Ask fine-tuning questions, or describe a training run ("fine-tune gemma-3-270m on data.jsonl, 3 epochs"),
+then edit it ("make it 5 epochs", "use QLoRA", "start over").
 Commands: /reset (forget the conversation), /save FILE (save the last config), /launch (start it as a job), /quit."""
 
 
@@ -154,10 +157,14 @@ class ChatSession:
         self.history: list[dict] = []
         self.last_config: dict | None = None
         self.last_errors: list[dict] = []
+        from assistant.draft import Draft
+
+        self.draft = Draft()
 
     def handle(self, line: str) -> bool:
         """Process one input line; False means the session should end."""
-        from assistant.config_from_text import config_from_text, detect_training_intent
+        from assistant.config_from_text import RESET_REPLY, converse
+        from tunepilot.core.language import detect_lang
 
         text = line.strip()
         if not text:
@@ -167,6 +174,7 @@ class ChatSession:
         if text == "/reset":
             self.history.clear()
             self.last_config = None
+            self.draft.reset()
             self.console.print("[dim]conversation cleared[/dim]")
             return True
         if text == "/help":
@@ -181,14 +189,26 @@ class ChatSession:
         if text.startswith("/"):
             self.console.print(f"unknown command {text.split()[0]}; {CHAT_HELP.splitlines()[-1]}", markup=False)
             return True
-        if detect_training_intent(text):
-            result = config_from_text(text, engine=self._config_engine())
+        first = not self.draft.active
+        kind, result = "question", None
+        if self.draft.classify(text) != "question":  # the LLM engine is only set up for config turns
+            kind, result = converse(self.draft, text, engine=self._config_engine() if self.engine != "extractive" else None)
+        else:
+            self.draft.skip()
+        if kind == "reset":
+            self.last_config = None
+            self.console.print(RESET_REPLY[detect_lang(text)], markup=False)
+            return True
+        if kind == "edit":
             self.last_config = result["config"]
             self.last_errors = result["validation"]["errors"]
             render_config(self.console, result)
-            self.history += [{"role": "user", "content": text},
-                             {"role": "assistant", "content": "(a training config was proposed)"}]
-            self._offer_save()
+            self.console.print(result["reply"], markup=False, highlight=False)
+            self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": result["reply"]}]
+            if first:
+                self._offer_save()
+            else:
+                self.console.print("[dim]/save FILE saves it, /launch starts it[/dim]")
             return True
         result = _run_answer(text, self.engine, self.model, self.collection, history=list(self.history),
                              live_console=self.console)

@@ -17,7 +17,8 @@ from tunepilot.cli.common import USER_ERROR_EXIT, emit_json, fail, user_errors
 
 config_app = typer.Typer(help="Training configs: validate, estimate memory, presets, JSON Schema, diffusion (kohya) configs.",
                          no_args_is_help=False)
-diffusion_app = typer.Typer(help="Diffusion LoRA configs for kohya sd-scripts (SD 1.5 / SD 2.x / SDXL / Flux): validate and export.",
+diffusion_app = typer.Typer(help="Diffusion LoRA configs for kohya sd-scripts (SD 1.5 / SD 2.x / SDXL / Flux): init, validate, "
+                            "estimate, import kohya files, export.",
                             no_args_is_help=True)
 config_app.add_typer(diffusion_app, name="diffusion")
 
@@ -76,20 +77,23 @@ def _write_config(config, out: Path) -> Path:
 @config_app.callback(invoke_without_command=True)
 def config_main(
     ctx: typer.Context,
-    from_text: Optional[str] = typer.Option(None, "--from-text", help="Describe the run in words; get a validated config."),
+    from_text: Optional[list[str]] = typer.Option(
+        None, "--from-text",
+        help="Describe the run in words; get a validated config. Repeat it for the turns of one conversation (later turns edit the draft)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the config here (.toml or .yaml)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Training configs. With --from-text, turn a description into a validated config."""
     if ctx.invoked_subcommand is not None:
         return
-    if from_text is None:
+    if not from_text:
         typer.echo(ctx.get_help())
         raise typer.Exit(0)
     from assistant.config_from_text import config_from_text
 
     with user_errors():
-        result = config_from_text(from_text)
+        # Repeated --from-text flags are the turns of one conversation.
+        result = config_from_text(from_text[0] if len(from_text) == 1 else list(from_text))
         if out is not None:
             from trainer.planning.config_io import ConfigError, parse_config
 
@@ -110,6 +114,8 @@ def config_main(
             _print_estimate({"breakdown": {}, "notes": [], **result["memory_estimate"]})
         for item in result.get("explanations", []):
             typer.echo(f"- {item['field']} = {item['value']}: {item['reason']} ({item.get('source', '')})")
+        if result.get("reply"):
+            typer.echo(result["reply"])
         if out is not None:
             typer.echo(f"wrote {result['path']}")
 
@@ -204,38 +210,84 @@ def init_cmd(
 
 # ---------------------------------------------------------------- diffusion (kohya sd-scripts)
 
-def _load_diffusion(file: Path):
+def _load_diffusion(file: Path, with_import: bool = False):
+    """A tunepilot diffusion config or a kohya file (sd-scripts TOML, dataset TOML, kohya_ss JSON/TOML)."""
     from trainer.planning.config_io import ConfigError
-    from trainer.planning.diffusion import load_diffusion
+    from trainer.planning.diffusion_import import load_any_diffusion
 
     try:
-        return load_diffusion(file)
+        cfg, imported = load_any_diffusion(file)
     except ConfigError as exc:
         _fail_problems(exc.problems)
+    return (cfg, imported) if with_import else cfg
 
 
 @diffusion_app.command("init")
 def diffusion_init(
     base: str = typer.Option("sdxl", "--base", help="sd15, sd2, sdxl or flux."),
-    image_dir: str = typer.Option("", "--images", help="Folder of training images with captions."),
+    image_dir: str = typer.Option("", "--images", help="Folder of training images, or the parent of kohya's N_name folders."),
     model: str = typer.Option("", "--model", help="Base checkpoint (.safetensors) or diffusers folder."),
-    gpu: Optional[str] = typer.Option(None, "--gpu", help='The GPU that will train, e.g. "RTX 4090" (checks bf16 and 8-bit optimizers against it).'),
+    gpu: Optional[str] = typer.Option(None, "--gpu", help='The GPU that will train, e.g. "RTX 4090"; else this machine.'),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the tunepilot diffusion config here (.toml, .yaml or .json); else print TOML."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
-    """Start a diffusion LoRA config with common values for the model family."""
-    from trainer.planning.diffusion import NATIVE_RESOLUTION, diffusion_preset
+    """Start a diffusion LoRA config valid for the target GPU: precision, batch size, checkpointing, optimizer."""
+    from trainer.planning.diffusion_memory import estimate_diffusion, plan_diffusion
 
     with user_errors():
-        if base not in NATIVE_RESOLUTION:
-            fail(f"unknown base {base!r}; choose one of: {', '.join(NATIVE_RESOLUTION)}")
-        cfg = diffusion_preset(base, image_dir=image_dir, pretrained_model=model)
-        cfg.hardware.gpu = gpu
-        if out is None:
+        cfg, choices = plan_diffusion(base, image_dir=image_dir, pretrained_model=model, gpu=gpu)
+        path = _write_config(cfg, out) if out is not None else None
+        if json_out:
+            emit_json({"config": cfg.to_dict(), "path": str(path) if path else None, "choices": choices,
+                       "memory_estimate": estimate_diffusion(cfg)})
+            return
+        if path is None:
             from trainer.planning.config_io import dumps_config
 
             typer.echo(dumps_config(cfg, "toml"))
+        else:
+            typer.echo(f"wrote {path}")
+        for item in choices:
+            typer.echo(f"# {item['field']} = {item['value']}: {item['reason']} ({item['source']} § {item['heading']})", err=path is None)
+
+
+@diffusion_app.command("estimate")
+def diffusion_estimate(
+    file: Path = typer.Argument(..., help="tunepilot diffusion config or kohya file."),
+    gpu: Optional[str] = typer.Option(None, "--gpu", help="Check against this GPU instead of hardware.gpu."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Estimate GPU memory of a diffusion LoRA run, with the figures the estimate rests on."""
+    from trainer.planning.diffusion_memory import estimate_diffusion
+    from trainer.planning.hardware import lookup_gpu
+
+    with user_errors():
+        cfg = _load_diffusion(file)
+        if gpu:
+            if lookup_gpu(gpu) is None:
+                fail(f"unknown GPU {gpu!r}; write it as on the card, e.g. \"RTX 4090\" or \"A100 80G\"")
+            cfg.hardware.gpu = gpu
+        est = estimate_diffusion(cfg)
+        if json_out:
+            emit_json(est)
             return
-        typer.echo(f"wrote {_write_config(cfg, out)}")
+        _print_estimate({**est, "model": cfg.model.base, "device": cfg.hardware.gpu or "no GPU named",
+                         "dtype": cfg.training.mixed_precision, "notes": [f"= {est['formula']}"]})
+        for item in est["basis"]:
+            value = f"{item['gb']} GB" if item.get("gb") is not None else str(item.get("value"))
+            typer.echo(f"  basis: {item['figure']}: {value} ({item['source']})")
+
+
+@diffusion_app.command("import")
+def diffusion_import(
+    file: Path = typer.Argument(..., help="kohya file: sd-scripts config_file.toml / dataset_config.toml, kohya_ss preset JSON or config.toml."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the tunepilot diffusion config here."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """Map a kohya file onto a tunepilot diffusion config: mapped, changed (with why) and unsupported keys."""
+    from tunepilot.cli.kohya_files import kohya_import_command
+
+    kohya_import_command(file, out, json_out)
 
 
 @diffusion_app.command("validate")
@@ -247,16 +299,29 @@ def diffusion_validate(
     from trainer.planning.diffusion import step_plan, validate_diffusion
 
     with user_errors():
-        cfg = _load_diffusion(file)
+        cfg, imported = _load_diffusion(file, with_import=True)
         report = validate_diffusion(cfg).to_dict()
         report["ok"] = not report["errors"]
         report["steps"] = step_plan(cfg)
+        from trainer.planning.diffusion_memory import estimate_diffusion
+
+        report["memory_estimate"] = estimate_diffusion(cfg)
+        if imported is not None:  # a kohya file: say which format and what did not carry over
+            report["import"] = imported.to_dict()
         if json_out:
             emit_json(report)
         else:
+            if imported is not None:
+                from tunepilot.cli.kohya_files import print_kohya_import
+
+                print_kohya_import(report["import"])
             _print_findings(report, str(file))
             if report["steps"].get("formula"):
                 typer.echo(f"steps: {report['steps']['formula']}")
+            est = report["memory_estimate"]
+            where = (f" of {est['device_memory_gb']:g} GB ({'fits' if est['fits'] else 'does not fit'})"
+                     if est["device_memory_gb"] else " (name hardware.gpu to check it against a card)")
+            typer.echo(f"memory: ~{est['total_gb']:.1f} GB{where} = {est['formula']}")
         if report["errors"]:
             raise typer.Exit(USER_ERROR_EXIT)
 
@@ -297,4 +362,7 @@ def diffusion_export(
 
 def register(app: typer.Typer) -> None:
     """Add `tunepilot config ...` to the root app."""
+    from tunepilot.cli import config_import  # `config import` / `config export` (LLaMA-Factory, axolotl)
+
+    config_import.register(config_app)
     app.add_typer(config_app, name="config")

@@ -83,6 +83,13 @@ def _print_summary(summary: dict) -> None:
         table.add_row(model, *[_fmt(info["scores"].get(n)) for n in scorers], _fmt(info.get("overall")),
                       str(info["errors"]))
     console.print(table)
+    for model, info in summary["models"].items():  # promptfoo assertions, per type
+        totals = info.get("assertions")
+        if totals:
+            kinds = ", ".join(f"{kind} {t['passed']}/{t['passed'] + t['failed']}" + (f" ({t['errors']} could not run)" if t["errors"] else "")
+                              for kind, t in totals["by_type"].items())
+            undecided = f", {totals['tests_undecided']} undecided" if totals["tests_undecided"] else ""
+            console.print(f"{model}: {totals['tests_passed']} of {totals['tests']} tests passed{undecided} · {kinds}")
     for note in summary.get("notices", []):
         console.print(f"[yellow]note:[/yellow] {note}")
     console.print(f"report: {Path(summary['run_dir']) / 'report.html'}")
@@ -193,6 +200,28 @@ def import_cmd(
         emit_json({"out": str(target), "rows": len(data.rows), "columns": data.columns, "encoding": data.encoding})
     else:
         typer.echo(f"wrote {len(data.rows)} rows ({', '.join(data.columns)}) to {target}")
+
+
+@eval_app.command("rag")
+def rag_cmd(
+    questions: str = typer.Option(..., "--questions", "-q", help="JSONL, JSON or CSV: question, expected_source and/or "
+                                  "expected_fact (a regex), optional should_decline."),
+    k: int = typer.Option(5, "-k", "--k", min=1, max=100, help="Passages retrieved per question (hit@k, MRR)."),
+    collection: str = typer.Option("default", "--collection", "-c", help="Collection to search."),
+    engine: str = typer.Option("extractive", "--engine", help="Answer engine: extractive, openai or local."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Score the docs assistant: hit@k, MRR, answers that state and cite the expected fact, decline precision/recall."""
+    from tunepilot.cli.rag_view import print_rag_result
+
+    with user_errors():
+        from assistant.rag_eval import evaluate_file
+
+        result = evaluate_file(questions, k=k, collection=collection, engine=engine, progress=True)
+    if as_json:
+        emit_json(result)
+    else:
+        print_rag_result(result)
 
 
 def register(app: typer.Typer) -> None:

@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("ingest")
     def ingest_cmd(
-        paths: List[Path] = typer.Argument(..., help="Files or folders (.md .mdx .txt .rst .html .pdf)."),
+        paths: Optional[List[Path]] = typer.Argument(None, help="Files or folders (.md .mdx .txt .rst .html .pdf)."),
         collection: str = typer.Option("default", "--collection", "-c", help="Collection to add them to."),
         strict: bool = typer.Option(False, "--strict", help="Exit 1 if any file is skipped."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -55,13 +55,20 @@ def register(app: typer.Typer) -> None:
             None, "--chroma-url", help="A Chroma server (e.g. http://127.0.0.1:8000) instead of the local index; "
             "default $TUNEPILOT_CHROMA_URL."
         ),
+        libraries: bool = typer.Option(
+            False, "--libraries", help="Also index the parameter docs of the installed transformers, peft and trl "
+            "(one passage per parameter, tagged with the version; the default collection has them already)."
+        ),
     ) -> None:
         """Index documents (incremental: unchanged files cost nothing, deleted ones are dropped)."""
         from knowledge.ingest import IngestError, ingest
 
+        if not paths and not libraries:
+            fail("give at least one file or folder to index, or --libraries")
         with user_errors():
             try:
-                summary = ingest(paths, collection=collection, progress=True, strict=strict, chroma_url=chroma_url)
+                summary = ingest(paths or [], collection=collection, progress=True, strict=strict,
+                                 chroma_url=chroma_url, libraries=libraries)
             except IngestError as exc:
                 summary = exc.summary
             data = summary.to_dict()

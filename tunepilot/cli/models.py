@@ -71,6 +71,7 @@ def chat_model(
     system: Optional[str] = typer.Option(None, "--system", help="Optional system prompt."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="Upper bound on generated tokens."),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 means greedy (reproducible)."),
+    tools_file: Optional[str] = typer.Option(None, "--tools", help="JSON file of tool schemas to offer (as in training)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Generate one reply with the model's chat template, stopping at its end-of-turn token."""
@@ -81,11 +82,23 @@ def chat_model(
             from tunepilot.core.errors import UserError
 
             raise UserError("--prompt is empty; pass the text to send to the model.")
-        reply = generation.chat(model, prompt, system=system, max_new_tokens=max_new_tokens, temperature=temperature)
+        tools = None
+        if tools_file:
+            from trainer.data.formats import read_tools
+
+            tools = read_tools(tools_file)
+        reply = generation.chat(model, prompt, system=system, max_new_tokens=max_new_tokens, temperature=temperature,
+                                tools=tools)
+    result = {"model": model, "prompt": prompt, "reply": reply}
+    if tools:
+        parsed = generation.tool_reply(reply, tools)
+        result.update(tool_calls=parsed.tool_calls, tool_call_problems=parsed.problems)
     if as_json:
-        emit_json({"model": model, "prompt": prompt, "reply": reply})
+        emit_json(result)
     else:
         typer.echo(reply)
+        for problem in result.get("tool_call_problems", []):
+            typer.echo(f"warning: {problem}", err=True)
 
 
 def register(app: typer.Typer) -> None:

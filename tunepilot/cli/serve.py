@@ -29,6 +29,9 @@ def serve(
     max_upload_mb: Optional[float] = typer.Option(None, "--max-upload-mb", min=0.001,
                                                   help="Largest file upload (default 100)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: critical, error, warning, info, debug."),
+    allow_local_paths: bool = typer.Option(False, "--allow-local-paths",
+                                           help="Let clients name local model folders (and hub ids) as `model`; "
+                                                "by default only registered models, the base alias and ft: ids load."),
 ) -> None:
     """Serve the OpenAI-compatible API: /v1/models, /v1/chat/completions, /v1/completions, /v1/files, /v1/fine_tuning/jobs."""
     import uvicorn
@@ -50,6 +53,7 @@ def serve(
             settings.max_body_bytes = int(max_body_mb * MB)
         if max_upload_mb is not None:
             settings.max_upload_bytes = int(max_upload_mb * MB)
+        settings.allow_local_paths = allow_local_paths
         if log_level not in ("critical", "error", "warning", "info", "debug"):
             raise UserError(f"--log-level {log_level!r} is not one of critical, error, warning, info, debug.")
         if host not in _LOOPBACK and not settings.api_key:

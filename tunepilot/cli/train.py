@@ -16,7 +16,8 @@ import typer
 from tunepilot.cli.common import emit_json, user_errors
 from tunepilot.core.progress import progress_bar, stderr_console
 
-jobs_app = typer.Typer(help="Background fine-tuning jobs (create, list, get, events, cancel, resume).", no_args_is_help=True)
+jobs_app = typer.Typer(help="Background fine-tuning jobs (create, list, get, events, checkpoints, cancel, pause, resume).",
+                       no_args_is_help=True)
 data_app = typer.Typer(help="Training data tools.", no_args_is_help=True)
 
 # ---------------------------------------------------------------- train (foreground)
@@ -119,6 +120,7 @@ def jobs_create(
     suffix: Optional[str] = typer.Option(None, "--suffix", help="Name part of the fine-tuned model id ft:<base>:<suffix>:<job-id>."),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Start even if some rows are bad; they are skipped and recorded."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
+    metadata: list[str] = typer.Option([], "--metadata", help="KEY=VALUE stored with the job (repeatable, up to 16)."),
     as_json: bool = typer.Option(False, "--json", help="Print the job as JSON."),
 ) -> None:
     """Validate a config and its data, then train it in a background process."""
@@ -126,7 +128,8 @@ def jobs_create(
     from trainer.run_config import load_run_config
 
     with user_errors():
-        job = jobs.create_job(load_run_config(config), suffix=suffix, skip_bad_rows=skip_bad_rows, overwrite=overwrite)
+        job = jobs.create_job(load_run_config(config), suffix=suffix, skip_bad_rows=skip_bad_rows, overwrite=overwrite,
+                              metadata=_pairs(metadata, "--metadata") or None)
     if as_json:
         emit_json(job)
     else:
@@ -134,16 +137,30 @@ def jobs_create(
         typer.echo(f"follow it with: tunepilot jobs events {job['id']} --follow")
 
 
+def _pairs(values: list[str], option: str) -> dict[str, str]:
+    """KEY=VALUE options as a dict; anything else is a one-line error naming it."""
+    from tunepilot.core.errors import UserError
+
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"{option} {item!r} is not KEY=VALUE.")
+        out[key] = value
+    return out
+
+
 @jobs_app.command("list")
 def jobs_list(
     limit: Optional[int] = typer.Option(None, "--limit", help="Show at most this many (newest first)."),
+    metadata: list[str] = typer.Option([], "--metadata", help="Only jobs with this KEY=VALUE metadata (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List jobs, newest first."""
     from trainer import jobs
 
     with user_errors():
-        items = jobs.list_jobs(limit=limit)
+        items = jobs.list_jobs(limit=limit, metadata=_pairs(metadata, "--metadata") or None)
     if as_json:
         emit_json({"object": "list", "data": items})
         return
@@ -173,7 +190,7 @@ def jobs_cancel(
     wait: float = typer.Option(30.0, "--wait", help="Seconds to wait for a running worker to save and stop."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Cancel a queued or running job (a running one saves a checkpoint first, so it can be resumed)."""
+    """Cancel a queued, running or paused job (a running one saves a checkpoint first, so it can be resumed)."""
     from trainer import jobs
 
     with user_errors():
@@ -181,9 +198,51 @@ def jobs_cancel(
     emit_json(job) if as_json else _print_job(job)
 
 
+@jobs_app.command("pause")
+def jobs_pause(
+    job_id: str = typer.Argument(...),
+    wait: float = typer.Option(30.0, "--wait", help="Seconds to wait for a running worker to save and stop."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Pause a job: it saves a checkpoint at the end of the current step and stops until `jobs resume`."""
+    from trainer import jobs
+
+    with user_errors():
+        job = jobs.pause_job(job_id, wait=wait)
+    emit_json(job) if as_json else _print_job(job)
+
+
+@jobs_app.command("checkpoints")
+def jobs_checkpoints(job_id: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """A job's kept checkpoints, newest first; each one's model id works in chat-model, eval, serve and merge."""
+    from trainer import jobs
+
+    with user_errors():
+        items = jobs.job_checkpoints(job_id)
+    if as_json:
+        emit_json({"object": "list", "data": items, "has_more": False,
+                   "first_id": items[0]["id"] if items else None, "last_id": items[-1]["id"] if items else None})
+        return
+    if not items:
+        typer.echo(f"{job_id} has no checkpoints yet (one is saved every saving.save_every_n_steps steps and on pause).")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    def num(value) -> str:
+        return "" if value is None else f"{value:.4f}"
+
+    table = Table("step", "model id", "train loss", "train acc", "valid loss", "valid acc")
+    for c in items:
+        m = c["metrics"]
+        table.add_row(str(c["step_number"]), c["fine_tuned_model_checkpoint"], num(m["train_loss"]),
+                      num(m["train_mean_token_accuracy"]), num(m["valid_loss"]), num(m["valid_mean_token_accuracy"]))
+    Console().print(table)
+
+
 @jobs_app.command("resume")
 def jobs_resume(job_id: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Continue a failed or cancelled job from its latest checkpoint."""
+    """Continue a paused, failed or cancelled job from its latest checkpoint."""
     from trainer import jobs
 
     with user_errors():
@@ -213,7 +272,7 @@ def jobs_events(
                     typer.echo(f"{stamp} [{e['level']}] {e['message']}")
             if batch:
                 last = batch[-1]["id"]
-            if not follow or jobs.get_job(job_id)["status"] in jobs.TERMINAL and not batch:
+            if not follow or jobs.get_job(job_id)["status"] in jobs.SETTLED and not batch:
                 break
             time.sleep(1.0)
     if as_json:
@@ -229,13 +288,16 @@ def data_check(
     eval_file: Optional[str] = typer.Option(None, "--eval", help="Eval file to check for overlap with the training file."),
     fmt: str = typer.Option("auto", "--format", help="auto, chat, alpaca, sharegpt, prompt_completion or text."),
     model: Optional[str] = typer.Option(None, "--model", help="Count tokens with this model's tokenizer (else an approximation)."),
+    stage: str = typer.Option("sft", "--stage", help="The method.stage that will train on it: sft, dpo, orpo or kto."),
+    dataset_dir: Optional[str] = typer.Option(None, "--dataset-dir", help="Folder of the dataset_info.json when FILE names its entries (default: data/, then .)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Check a dataset before training: bad lines, fields, role order, lengths, duplicates, tokens, steps."""
+    """Check a dataset before training: its kind, bad lines, fields, role order, lengths, duplicates, tokens, steps."""
     from trainer.data.check import check_dataset
 
     with user_errors():
-        report = check_dataset(file, max_seq_length=max_seq_length, tokenizer=model, eval_path=eval_file, fmt=fmt)
+        report = check_dataset(file, max_seq_length=max_seq_length, tokenizer=model, eval_path=eval_file, fmt=fmt,
+                               stage=stage, dataset_dir=dataset_dir)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -248,7 +310,10 @@ def _print_report(report) -> None:
     if report.fatal:
         typer.echo(f"error: {report.fatal}", err=True)
         return
-    typer.echo(f"{report.path}: {report.n_examples} usable of {report.n_rows} rows ({report.format}, {report.encoding})")
+    typer.echo(f"{report.path}: {report.n_examples} usable of {report.n_rows} rows ({report.kind} data, "
+               f"{report.format}, {report.encoding})")
+    for name, meaning in report.fields.items():
+        typer.echo(f"  field {name}: {meaning}")
     for err in report.errors:
         typer.echo(f"  line {err['line']}: {err['message']}")
     t = report.tokens

@@ -45,15 +45,32 @@ selected = st.selectbox(t("jobs.select"), ids, key="jobs.selected")
 
 
 def render_controls(job: dict) -> None:
-    cancel_col, resume_col, _ = st.columns([1, 1, 4])
-    if cancel_col.button(t("jobs.cancel"), disabled=job["status"] not in ACTIVE_STATES, key="jobs.cancel"):
+    cancel_col, pause_col, resume_col, _ = st.columns([1, 1, 1, 3])
+    status = job["status"]
+    if cancel_col.button(t("jobs.cancel"), disabled=status not in (*ACTIVE_STATES, "paused"), key="jobs.cancel"):
         with shown_as_error():
             jobs.cancel_job(job["id"])
             st.rerun()
-    if resume_col.button(t("jobs.resume"), disabled=job["status"] not in ("failed", "cancelled"), key="jobs.resume"):
+    if pause_col.button(t("jobs.pause"), disabled=status not in ("queued", "running"), key="jobs.pause"):
+        with shown_as_error():
+            jobs.pause_job(job["id"])
+            st.rerun()
+    if resume_col.button(t("jobs.resume"), disabled=status not in ("paused", "failed", "cancelled"), key="jobs.resume"):
         with shown_as_error():
             jobs.resume_job(job["id"])
             st.rerun()
+
+
+def render_checkpoints(job_id: str) -> None:
+    """The kept checkpoints with their metrics; the model id column is what chat and evals accept."""
+    checkpoints = jobs.job_checkpoints(job_id)
+    if not checkpoints:
+        return
+    rows = [{"step": c["step_number"], "model": c["fine_tuned_model_checkpoint"],
+             **{k: c["metrics"][k] for k in ("train_loss", "train_mean_token_accuracy", "valid_loss",
+                                              "valid_mean_token_accuracy")}} for c in checkpoints]
+    with st.expander(t("jobs.checkpoints", n=len(rows))):
+        st.dataframe(rows, hide_index=True, width="stretch")
 
 
 def render_job(job_id: str, polling: bool) -> None:
@@ -91,6 +108,8 @@ def render_job(job_id: str, polling: bool) -> None:
         tiles[2].metric(t("jobs.tokens_per_second"), f"{last['tokens_per_second']:.0f}" if last["tokens_per_second"] else "—")
         tiles[3].metric(t("jobs.peak_memory"), f"{last['peak_memory_mb']:.0f} MB" if last["peak_memory_mb"] else "—")
         st.line_chart(metrics.dropna(subset=["loss"]), x="step", y="loss", height=260)
+
+    render_checkpoints(job_id)
 
     samples = sample_events(events)
     if samples:

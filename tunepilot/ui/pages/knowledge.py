@@ -1,4 +1,5 @@
-"""Knowledge page: add documents to an index (a folder path or uploaded files), index stats, a search playground."""
+"""Knowledge page: add documents to an index (a folder path or uploaded files), index stats, a search playground,
+the feedback on chat answers (with the questions the docs did not cover) and the last RAG self-evaluation."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from knowledge.ingest import ingest
 from knowledge.retrieval import search, warm_up
 from tunepilot.ui.widgets import background
 from tunepilot.ui.widgets.errors import shown_as_error
+from tunepilot.ui.widgets.feedback_view import render_feedback_list
+from tunepilot.ui.widgets.rag_view import render_rag_tab
 from tunepilot.ui.widgets.i18n import column_labels, t
 from tunepilot.ui.widgets.index_stats import collection_stats
 from tunepilot.ui.widgets.uploads import save_upload
@@ -18,7 +21,9 @@ st.title(t("knowledge.title"))
 st.caption(t("knowledge.intro"))
 collection = st.text_input(t("knowledge.collection"), value="default", key="knowledge.collection")
 
-stats_tab, ingest_tab, search_tab = st.tabs([t("knowledge.stats_tab"), t("knowledge.ingest_tab"), t("knowledge.search_tab")])
+stats_tab, ingest_tab, search_tab, feedback_tab, rag_tab = st.tabs([
+    t("knowledge.stats_tab"), t("knowledge.ingest_tab"), t("knowledge.search_tab"), t("knowledge.feedback_tab"),
+    t("knowledge.rag_tab")])
 
 
 def start_ingest(paths: list[str]) -> None:
@@ -91,3 +96,9 @@ with search_tab:
                 with st.container(border=True):
                     st.markdown(f"**{hit.rank}. {hit.source}** › {hit.heading or ''}  ·  `{hit.score:.3f}` · {hit.lang}")
                     st.markdown(hit.text)
+
+with feedback_tab, shown_as_error():
+    render_feedback_list()
+
+with rag_tab, shown_as_error():
+    render_rag_tab(collection)

@@ -1,10 +1,11 @@
-"""Models page: base and fine-tuned models; one prompt on base, adapter and merged side by side; merge."""
+"""Models page: base and fine-tuned models; one prompt on base, adapter and merged side by side; merge; GGUF export."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from trainer.models import registry as models
+from tunepilot.core import workspace
 from tunepilot.core.errors import is_user_error, one_line
 from tunepilot.ui.widgets import background
 from tunepilot.ui.widgets.i18n import column_labels, t
@@ -83,14 +84,21 @@ def render_cells(columns: list[tuple[str, str | None]], task: background.Task | 
                 st.caption(f"⏳ {t('models.generating')}")
 
 
+def start_export(model_id: str, out: str, dtype: str, ollama: bool, overwrite: bool) -> None:
+    from trainer.training.export import export_gguf
+
+    st.session_state["models.export_task"] = background.start(
+        "export", lambda task: export_gguf(model_id, out, dtype=dtype, ollama=ollama, overwrite=overwrite).to_dict()).id
+
+
 @st.fragment(run_every=1.0)
-def follow(task_key: str, columns: list[tuple[str, str | None]] | None = None) -> None:
-    """Poll a background merge or generation; redraw the whole page once it is over."""
+def follow(task_key: str, columns: list[tuple[str, str | None]] | None = None, label: str = "models.merging") -> None:
+    """Poll a background merge, export or generation; redraw the whole page once it is over."""
     task = background.get(st.session_state.get(task_key))
     if task is None or task.state != "running":
         st.rerun()
     if columns is None:
-        st.status(t("models.merging"), state="running")
+        st.status(t(label), state="running")
     else:
         render_cells(columns, task)
 
@@ -114,3 +122,20 @@ else:
     if generate_task is not None and generate_task.state == "failed":
         st.error(generate_task.error, icon="⚠️")
     render_cells(columns, generate_task)
+
+st.subheader(t("models.export"))
+st.caption(t("models.export_intro"))
+export_id = st.selectbox(t("models.export_model"), [e.id for e in entries], key="models.export_model")
+export_dtype = st.selectbox(t("models.export_dtype"), ["f16", "bf16", "q8_0"], key="models.export_dtype")
+default_out = str(workspace.subdir("exports") / f"{(export_id or 'model').replace(':', '_').replace('/', '_')}-{export_dtype}")
+export_out = st.text_input(t("models.export_out"), value=default_out, key=f"models.export_out.{default_out}")
+export_ollama = st.checkbox(t("models.export_ollama"), value=True, key="models.export_ollama")
+export_overwrite = st.checkbox(t("models.export_overwrite"), value=False, key="models.export_overwrite")
+export_task = background.get(st.session_state.get("models.export_task"))
+exporting = export_task is not None and export_task.state == "running"
+if st.button(t("models.export_start"), key="models.export_start", disabled=exporting or not export_id):
+    start_export(export_id, export_out, export_dtype, export_ollama, export_overwrite)
+    export_task = background.get(st.session_state["models.export_task"])
+background.show(export_task, lambda: follow("models.export_task", label="models.exporting"), lambda outcome: st.success(
+    t("models.exported_ok", path=outcome["gguf_path"], size=f"{outcome['size_bytes'] / 1e6:.1f}",
+      diff=f"{outcome['max_logit_diff']:.2e}", yardstick=f"{outcome['bf16_rounding_logit_diff']:.2e}"), icon="📦"))
