@@ -88,10 +88,7 @@ def _stages(cfg: TrainConfig, pinned: set[str], env: Environment | None, length_
         current.training.gradient_checkpointing = True
         yield current, "gradient checkpointing keeps only each layer's input and recomputes the rest (about 20-30% slower)"
     if "dataset.max_seq_length" not in pinned:
-        while current.dataset.max_seq_length // 2 >= length_floor:
-            current = current.model_copy(deep=True)
-            current.dataset.max_seq_length //= 2
-            yield current, "a shorter max_seq_length shrinks activations and logits linearly"
+        current = yield from _halved_lengths(current, length_floor)
     if ("method.type" not in pinned and current.method.type == "lora" and env is not None and env.has_cuda):
         current = current.model_copy(deep=True)
         current.method.type = "qlora"
@@ -100,10 +97,16 @@ def _stages(cfg: TrainConfig, pinned: set[str], env: Environment | None, length_
         current.dataset.max_seq_length = cfg.dataset.max_seq_length  # 4-bit weights first, full length again
         yield current, "QLoRA keeps the frozen base in 4-bit NF4: about a quarter of the 16-bit weights"
         if "dataset.max_seq_length" not in pinned:
-            while current.dataset.max_seq_length // 2 >= length_floor:
-                current = current.model_copy(deep=True)
-                current.dataset.max_seq_length //= 2
-                yield current, "a shorter max_seq_length shrinks activations and logits linearly"
+            yield from _halved_lengths(current, length_floor)
+
+
+def _halved_lengths(current: TrainConfig, length_floor: int):
+    """Stages with max_seq_length halved while it stays >= `length_floor`; returns the last config."""
+    while current.dataset.max_seq_length // 2 >= length_floor:
+        current = current.model_copy(deep=True)
+        current.dataset.max_seq_length //= 2
+        yield current, "a shorter max_seq_length shrinks activations and logits linearly"
+    return current
 
 
 def _search(cfg: TrainConfig, pinned: set[str], env, limit: float, length_floor: int):

@@ -188,11 +188,16 @@ def _file_ref(value: str, base: Path) -> Path | None:
     return None
 
 
-def _prompts(data: dict, base: Path) -> list[dict]:
-    items = data.get("prompts")
+def _listed(data: dict, key: str, fix: str) -> list:
+    """A required key that promptfoo allows as one item or a list, as a list."""
+    items = data.get(key)
     if items is None:
-        raise EvalError("The promptfoo config has no `prompts`; add at least one prompt.")
-    items = items if isinstance(items, list) else [items]
+        raise EvalError(f"The promptfoo config has no `{key}`; {fix}.")
+    return items if isinstance(items, list) else [items]
+
+
+def _prompts(data: dict, base: Path) -> list[dict]:
+    items = _listed(data, "prompts", "add at least one prompt")
     out = []
     for i, item in enumerate(items):
         label = None
@@ -270,10 +275,7 @@ def provider_mapping(item: Any, index: int) -> dict:
 
 
 def _load_tests(data: dict, base: Path, notices: list[str]) -> list[dict]:
-    items = data.get("tests")
-    if items is None:
-        raise EvalError("The promptfoo config has no `tests`; add tests inline or as file://tests.csv.")
-    items = items if isinstance(items, list) else [items]
+    items = _listed(data, "tests", "add tests inline or as file://tests.csv")
     tests = []
     for i, item in enumerate(items):
         if isinstance(item, str):

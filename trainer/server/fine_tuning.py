@@ -125,37 +125,31 @@ def retrieve_fine_tuning_job(job_id: str) -> dict:
     return openai_job(_get_job_or_404(job_id))
 
 
-@router.post("/v1/fine_tuning/jobs/{job_id}/cancel")
-def cancel_fine_tuning_job(job_id: str) -> dict:
+def _change_state(job_id: str, change, verb: str, code: str) -> dict:
+    """Cancel, pause or resume: a job that cannot make that move is a 409 in OpenAI's error shape."""
     _get_job_or_404(job_id)
     try:
-        return openai_job(jobs.cancel_job(job_id))
+        return openai_job(change(job_id))
+    except jobs.CheckpointMissing as exc:  # only resume raises it; the job is now failed
+        # The message names the folder, relative to the workspace.
+        raise APIError(409, redact_paths(str(exc)), param="fine_tuning_job_id", code="checkpoint_missing") from None
     except jobs.JobStateError as exc:
-        raise APIError(409, f"Cannot cancel job {job_id!r}: {exc}", param="fine_tuning_job_id",
-                       code="job_not_cancellable") from None
+        raise APIError(409, f"Cannot {verb} job {job_id!r}: {exc}", param="fine_tuning_job_id", code=code) from None
+
+
+@router.post("/v1/fine_tuning/jobs/{job_id}/cancel")
+def cancel_fine_tuning_job(job_id: str) -> dict:
+    return _change_state(job_id, jobs.cancel_job, "cancel", "job_not_cancellable")
 
 
 @router.post("/v1/fine_tuning/jobs/{job_id}/pause")
 def pause_fine_tuning_job(job_id: str) -> dict:
-    _get_job_or_404(job_id)
-    try:
-        return openai_job(jobs.pause_job(job_id))
-    except jobs.JobStateError as exc:
-        raise APIError(409, f"Cannot pause job {job_id!r}: {exc}", param="fine_tuning_job_id",
-                       code="job_not_pausable") from None
+    return _change_state(job_id, jobs.pause_job, "pause", "job_not_pausable")
 
 
 @router.post("/v1/fine_tuning/jobs/{job_id}/resume")
 def resume_fine_tuning_job(job_id: str) -> dict:
-    _get_job_or_404(job_id)
-    try:
-        return openai_job(jobs.resume_job(job_id))
-    except jobs.CheckpointMissing as exc:
-        # The job is now failed; the message names the folder, relative to the workspace.
-        raise APIError(409, redact_paths(str(exc)), param="fine_tuning_job_id", code="checkpoint_missing") from None
-    except jobs.JobStateError as exc:
-        raise APIError(409, f"Cannot resume job {job_id!r}: {exc}", param="fine_tuning_job_id",
-                       code="job_not_resumable") from None
+    return _change_state(job_id, jobs.resume_job, "resume", "job_not_resumable")
 
 
 @router.get("/v1/fine_tuning/jobs/{job_id}/events")
