@@ -222,3 +222,18 @@ def test_ranking_entries_for_the_preference_loader():
     assert data.rows[1]["rejected"] == [{"role": "assistant", "content": "Meetings are boring."}]
     with pytest.raises(DataError, match="not preference pairs"):
         read_named_preference("greet_alpaca", dataset_dir=DATA)
+
+
+def test_preference_training_reads_registry_names(tiny_model_dir):
+    """`dataset.path = "pairs"` under method.stage = dpo trains on the registry's ranking entry."""
+    from trainer.models.generation import load_tokenizer
+    from trainer.planning.schema import TrainConfig
+    from trainer.training.preference import build_preference_data
+
+    cfg = TrainConfig()
+    cfg.method.stage = "dpo"
+    cfg.dataset.path = "pairs"
+    cfg.dataset.dataset_dir = str(DATA)
+    data = build_preference_data(cfg, load_tokenizer(tiny_model_dir))
+    assert len(data["train"]) == 2
+    assert data["train"][1]["rejected"] == [{"role": "assistant", "content": "Meetings are boring."}]

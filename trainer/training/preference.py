@@ -42,7 +42,8 @@ def build_preference_data(cfg: TrainConfig, tokenizer, skip_bad_rows: bool = Fal
     (a prompt that alone fills max_seq_length leaves no reply token) are dropped here and counted, so the count
     the user sees is the count that trains.
     """
-    from trainer.data.formats import DataError
+    from trainer.data.dataset_info import looks_like_names, read_named_preference
+    from trainer.data.formats import DataError, format_problems
     from trainer.data.preference import load_preference
 
     stage = cfg.method.stage
@@ -52,7 +53,13 @@ def build_preference_data(cfg: TrainConfig, tokenizer, skip_bad_rows: bool = Fal
         raise PreferenceError("Preference training renders prompts and replies with the tokenizer's chat template, "
                               "and this model's tokenizer has none; use a chat model (e.g. gemma-3-270m).")
     try:
-        loaded = load_preference(cfg.dataset.path, skip_bad_rows=skip_bad_rows)
+        if looks_like_names(cfg.dataset.path):  # entries of a LLaMA-Factory dataset_info.json
+            loaded = read_named_preference(cfg.dataset.path, dataset_dir=cfg.dataset.dataset_dir)
+            if loaded.errors and not skip_bad_rows:
+                raise DataError(format_problems(loaded.path, loaded.errors) + "; fix them or pass --skip-bad-rows.",
+                                loaded.errors)
+        else:
+            loaded = load_preference(cfg.dataset.path, skip_bad_rows=skip_bad_rows)
     except DataError as exc:
         raise PreferenceError(str(exc)) from None
     check_kind(stage, loaded.kind, cfg.dataset.path)
